@@ -1,0 +1,115 @@
+"""Per-file analysis: everything that needs no other file.
+
+This is the part of validation that runs in worker processes: read, decode,
+load, classify by kind, check against the kind's schema, and run the rules
+that look at one document alone. Cross-document work happens in
+:mod:`wfctl.resolve`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wfctl import rules
+from wfctl.diagnostics import Diagnostic
+from wfctl.loader import YamlDocument, load_text, read_text
+from wfctl.model import API_VERSION, COMPONENT, KINDS, TEMPLATE, WORKFLOW, Document, WorkflowView
+from wfctl.rules import dag, schedule
+from wfctl.rules import schema as schema_rule
+
+MARKER = b"wfctl/"
+
+
+@dataclass
+class FileAnalysis:
+    """What one file holds; ``wfctl`` is False for YAML files that are not ours."""
+
+    file: str
+    documents: list[Document] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    wfctl: bool = True
+
+
+def analyze_file(root: Path, rel: str) -> FileAnalysis:
+    """Never raises for bad content: every problem becomes a diagnostic."""
+    try:
+        text, problems = read_text(root, rel)
+    except OSError as exc:
+        return FileAnalysis(rel, [], [rules.ENCODING.at(rel, (1, 1), f"cannot read file: {exc.strerror}",
+                                                         "check the file's permissions")])
+    if text is None:
+        return FileAnalysis(rel, [], problems)
+    return analyze_text(rel, text)
+
+
+def analyze_text(rel: str, text: str) -> FileAnalysis:
+    if MARKER.decode() not in text:  # cheap: most foreign YAML never gets parsed
+        return FileAnalysis(rel, wfctl=False)
+    loaded = load_text(rel, text)
+    result = FileAnalysis(rel, [], list(loaded.diagnostics))
+    ours = [d for d in loaded.documents if _is_wfctl(d.data)]
+    if not ours and not loaded.diagnostics:
+        return FileAnalysis(rel, wfctl=False)
+    for doc in loaded.documents:
+        result.diagnostics += _classify(doc, result.documents)
+    return result
+
+
+def _is_wfctl(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("apiVersion"), str) and data["apiVersion"].startswith("wfctl/")
+
+
+def _classify(ydoc: YamlDocument, documents: list[Document]) -> list[Diagnostic]:
+    data, sm, rel = ydoc.data, ydoc.sourcemap, ydoc.file
+    if data is None:  # an empty document, e.g. a trailing `---`
+        return []
+    if not _is_wfctl(data):
+        return [rules.UNKNOWN_KIND.at(rel, sm.value(()), "document has no `apiVersion: wfctl/v1` in a file of wfctl documents",
+                                      "add apiVersion and kind, or move the document to a file of its own")]
+    kind = data.get("kind")
+    if data["apiVersion"] != API_VERSION:
+        return [rules.UNKNOWN_KIND.at(rel, sm.value(("apiVersion",)), f"unknown apiVersion {data['apiVersion']!r}",
+                                      f"use `apiVersion: {API_VERSION}`")]
+    if kind not in KINDS:
+        return [rules.UNKNOWN_KIND.at(rel, sm.key(("kind",)), f"unknown kind {kind!r}",
+                                      f"use one of: {', '.join(KINDS)}")]
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    doc = Document(kind, name if isinstance(name, str) else "", rel, ydoc.index, data, sm)
+    found = schema_rule.check(kind, data, doc.locate, lambda p: sm.raw.get(p))
+    doc.schema_ok = not found
+    documents.append(doc)
+    return found + _document_rules(doc)
+
+
+def _document_rules(doc: Document) -> list[Diagnostic]:
+    """Rules that need this document alone (template-based workflows wait for
+    expansion). They tolerate schema-invalid shapes, so one run reports all."""
+    if doc.kind == WORKFLOW and "template" not in doc.spec:
+        view = WorkflowView(doc.name, doc.data, doc.locate)
+        return dag.check(view) + schedule.check(view)
+    if doc.kind == COMPONENT:
+        return _schema_is_valid(doc, ("spec", "inputs"))
+    if doc.kind == TEMPLATE:
+        return _schema_is_valid(doc, ("spec", "parameters"))
+    return []
+
+
+def _schema_is_valid(doc: Document, path: tuple[str, ...]) -> list[Diagnostic]:
+    """WF405: a schema the user wrote must itself be a valid JSON Schema."""
+    value = doc.spec.get(path[-1])
+    if value is None:
+        return []
+    import jsonschema  # lazy: only components and templates need it
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(value)
+    except jsonschema.SchemaError as exc:
+        where = (*path, *exc.path)
+        file, pos = doc.locate(where)
+        message = f"{'.'.join(map(str, where))} is not a valid JSON Schema: {exc.message}"
+        hint = "fix the schema (JSON Schema draft 2020-12); see https://json-schema.org/understanding-json-schema/"
+        return [rules.INVALID_INPUTS_SCHEMA.at(file, pos, message, hint)]
+    return []

@@ -1,0 +1,336 @@
+"""Safe, position-keeping YAML loading.
+
+PyYAML's C composer (``CSafeLoader``) builds a node tree that keeps the start
+mark of every node. We turn that tree into plain JSON-like data ourselves,
+iteratively, so that we can
+
+* record the line and column of every mapping key and value and sequence item
+  (a :class:`SourceMap`), so every later diagnostic points at the wrong node;
+* refuse duplicate keys (PyYAML silently keeps the last one);
+* remember the raw text of unquoted non-string scalars, so a schema error on
+  ``on`` or ``012`` can say "YAML 1.1 read this as a boolean: quote it";
+* count nodes as aliases expand and stop a "billion laughs" early;
+* bound nesting depth before the C composer (which recurses on the C stack and
+  crashes around 30,000 levels) ever sees the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from wfctl import rules
+from wfctl.diagnostics import Diagnostic
+from wfctl.rules import Rule
+
+try:  # libyaml's C loader is ~5x faster; the pure-Python one still works without it
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DOCUMENTS = 1000
+MAX_NODES = 100_000
+MAX_DEPTH = 100
+# The C composer recurses once per nesting level; far below where it overflows.
+_COMPOSER_SAFE_DEPTH = 10_000
+
+Path_ = tuple[str | int, ...]
+Pos = tuple[int, int]
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALARS = {
+    "tag:yaml.org,2002:int": SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": SafeConstructor.construct_yaml_float,
+    "tag:yaml.org,2002:bool": SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
+}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_CONSTRUCTOR = SafeConstructor()
+_INDENT = re.compile(r"\n( *)")
+
+
+@dataclass
+class SourceMap:
+    """Where each node of one document stands in its file.
+
+    Paths are tuples of mapping keys and sequence indexes from the document
+    root. Lookups fall back to the nearest recorded ancestor, so any path a
+    validator produces resolves to a real place.
+    """
+
+    values: dict[Path_, Pos] = field(default_factory=dict)
+    keys: dict[Path_, Pos] = field(default_factory=dict)
+    raw: dict[Path_, str] = field(default_factory=dict)
+
+    def value(self, path: Path_) -> Pos:
+        return _nearest(self.values, path)
+
+    def key(self, path: Path_) -> Pos:
+        """The position of the key that holds ``path`` (or of the item itself)."""
+        while path:
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+
+def _nearest(table: dict[Path_, Pos], path: Path_) -> Pos:
+    while path and path not in table:
+        path = path[:-1]
+    return table.get(path, (1, 1))
+
+
+@dataclass
+class YamlDocument:
+    """One YAML document of a file: plain data plus where each node came from."""
+
+    file: str
+    index: int
+    data: Any
+    sourcemap: SourceMap
+
+
+@dataclass
+class LoadedFile:
+    documents: list[YamlDocument]
+    diagnostics: list[Diagnostic]
+    lines: list[str] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """A limit was hit: the document cannot be loaded further."""
+
+    def __init__(self, rule: Rule, pos: Pos, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.rule, self.pos, self.message, self.hint = rule, pos, message, hint
+
+
+def _pos(node: Node) -> Pos:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def read_text(root: Path, rel: str) -> tuple[str | None, list[Diagnostic]]:
+    """Read a file as strict UTF-8 within the size limit, or say why not."""
+    path = root / rel
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        return None, [rules.FILE_TOO_LARGE.at(
+            rel, (1, 1), f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+            "split it into several files (a file may hold many documents, each file at most 4 MiB)")]
+    data = path.read_bytes()
+    return decode(rel, data)
+
+
+def decode(rel: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
+    """Decode strictly as UTF-8 (a BOM is allowed); NUL bytes mean a binary file."""
+    if b"\0" in data:
+        offset = data.index(b"\0")
+        return None, [rules.ENCODING.at(
+            rel, _offset_pos(data, offset), "file contains NUL bytes: it looks binary, not YAML text",
+            "remove the file from the configured paths, or save it as UTF-8 text")]
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        return None, [rules.ENCODING.at(
+            rel, _offset_pos(data, exc.start), f"file is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            "re-save the file as UTF-8 (most editors: 'Save with encoding')")]
+
+
+def _offset_pos(data: bytes, offset: int) -> Pos:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def load_text(rel: str, text: str) -> LoadedFile:
+    """Load every document of ``text``; problems become diagnostics, never exceptions."""
+    result = LoadedFile([], [], text.splitlines())
+    try:
+        if _depth_bound(text) > _COMPOSER_SAFE_DEPTH:
+            _check_depth_by_events(text)
+        for index, node in enumerate(_compose_all(text)):
+            if index >= MAX_DOCUMENTS:
+                raise _Stop(rules.TOO_MANY_DOCUMENTS, _pos(node), f"more than {MAX_DOCUMENTS} documents in one file",
+                            "split the file into several files")
+            result.documents.append(_build(rel, index, node, result.diagnostics))
+    except _Stop as stop:
+        result.diagnostics.append(stop.rule.at(rel, stop.pos, stop.message, stop.hint))
+    except yaml.MarkedYAMLError as exc:
+        result.diagnostics.append(_syntax_diagnostic(rel, exc))
+    except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
+        result.diagnostics.append(rules.YAML_SYNTAX.at(rel, (1, 1), str(exc).splitlines()[0],
+                                                       "fix the YAML syntax; a YAML linter shows the exact spot"))
+    except RecursionError:
+        result.diagnostics.append(rules.TOO_DEEP.at(rel, (1, 1), "nesting is too deep to load",
+                                                    f"keep nesting under {MAX_DEPTH} levels"))
+    return result
+
+
+def _compose_all(text: str) -> Iterator[Node]:
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                yield node
+    finally:
+        loader.dispose()
+
+
+def _syntax_diagnostic(rel: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    context = f" ({exc.context})" if exc.context else ""
+    hint = "fix the YAML syntax at this spot"
+    if "found character '\\t'" in str(exc):
+        hint = "YAML indentation must use spaces, not tabs"
+    elif "mapping values are not allowed" in problem:
+        hint = "quote the value: it contains ': ' which YAML reads as a nested mapping"
+    return rules.YAML_SYNTAX.at(rel, pos, f"{problem}{context}", hint)
+
+
+def _depth_bound(text: str) -> int:
+    """A cheap upper bound of the nesting depth: flow brackets plus block indentation."""
+    indents = _INDENT.findall(text)
+    deepest = max((len(i) for i in indents), default=0)
+    return text.count("[") + text.count("{") + 2 * deepest + 2
+
+
+def _check_depth_by_events(text: str) -> None:
+    """Walk parser events (libyaml keeps its own stack) to find over-deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise _too_deep((mark.line + 1, mark.column + 1) if mark else (1, 1))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _too_deep(pos: Pos) -> _Stop:
+    return _Stop(rules.TOO_DEEP, pos, f"collections are nested more than {MAX_DEPTH} levels deep",
+                 "flatten the structure; no workflow field needs this much nesting")
+
+
+def _build(rel: str, index: int, root: Node, diagnostics: list[Diagnostic]) -> YamlDocument:
+    """Turn a node tree into data, iteratively, recording positions as we go."""
+    sm = SourceMap()
+    holder: dict[str, Any] = {}
+    stack: list[tuple[Node, Path_, Any, Any, int]] = [(root, (), holder, "root", 0)]
+    budget = MAX_NODES
+    while stack:
+        node, path, parent, slot, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise _Stop(rules.ALIAS_LIMIT, _pos(node), f"the document expands to more than {MAX_NODES:,} nodes",
+                        "anchors and aliases multiply content; write the content out or reduce the aliases")
+        if depth > MAX_DEPTH:
+            raise _too_deep(_pos(node))
+        mark = node.start_mark
+        sm.values[path] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, ScalarNode):
+            parent[slot] = _scalar(rel, node, path, sm, diagnostics)
+        elif isinstance(node, SequenceNode):
+            _check_tag(node, _SEQ)
+            items: list[Any] = [None] * len(node.value)
+            parent[slot] = items
+            for i in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[i], (*path, i), items, i, depth + 1))
+        else:
+            assert isinstance(node, MappingNode)
+            _check_tag(node, _MAP)
+            mapping: dict[str, Any] = {}
+            parent[slot] = mapping
+            pairs = _mapping_pairs(rel, node, path, sm, diagnostics)
+            for key, value_node in reversed(pairs):
+                stack.append((value_node, (*path, key), mapping, key, depth + 1))
+    return YamlDocument(rel, index, holder["root"], sm)
+
+
+def _check_tag(node: Node, expected: str) -> None:
+    if node.tag != expected:
+        raise _Stop(rules.UNSUPPORTED_TAG, _pos(node), f"unsupported YAML tag {node.tag!r}",
+                    "remove the tag: wfctl documents hold plain mappings, lists and scalars")
+
+
+def _scalar(rel: str, node: ScalarNode, path: Path_, sm: SourceMap, diagnostics: list[Diagnostic]) -> Any:
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _TIMESTAMP:  # dates stay ISO strings, as the schema expects them
+        sm.raw[path] = node.value
+        return node.value
+    construct = _SCALARS.get(tag)
+    if construct is None:
+        raise _Stop(rules.UNSUPPORTED_TAG, _pos(node), f"unsupported YAML tag {tag!r}",
+                    "remove the tag or quote the value")
+    if not node.style:  # plain: '' from the C loader, None from the Python one
+        sm.raw[path] = node.value
+    try:
+        return construct(_CONSTRUCTOR, node)
+    except (ConstructorError, ValueError) as exc:
+        raise _Stop(rules.UNSUPPORTED_TAG, _pos(node), f"cannot read {node.value!r} as {tag}: {exc}",
+                    "quote the value or remove the tag") from None
+
+
+def _mapping_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
+                   diagnostics: list[Diagnostic]) -> list[tuple[str, Node]]:
+    """Key/value pairs with ``<<`` merges applied; explicit keys beat merged ones."""
+    if any(k.tag == _MERGE for k, _ in node.value):
+        entries: Iterable[tuple[Node, Node, bool]] = _flatten(node)
+    else:  # the common case, kept cheap
+        entries = [(k, v, False) for k, v in node.value]
+    seen: dict[str, bool] = {}
+    pairs: dict[str, Node] = {}
+    keys = sm.keys
+    for key_node, value_node, merged in entries:
+        if not isinstance(key_node, ScalarNode):
+            raise _Stop(rules.UNSUPPORTED_TAG, _pos(key_node), "mapping keys must be plain scalars",
+                        "use a string key")
+        key = key_node.value  # the key as written: `on:` stays "on", never True
+        if key in seen:
+            if merged:
+                continue
+            if not seen[key]:
+                first = keys[(*path, key)][0]
+                diagnostics.append(rules.DUPLICATE_KEY.at(
+                    rel, _pos(key_node), f"duplicate key {key!r} (first defined at line {first})",
+                    "remove one of the two; YAML parsers would silently keep only the last"))
+                continue
+        seen[key] = merged
+        pairs[key] = value_node
+        mark = key_node.start_mark
+        keys[(*path, key)] = (mark.line + 1, mark.column + 1)
+    return list(pairs.items())
+
+
+def _flatten(node: MappingNode, depth: int = 0) -> Iterator[tuple[Node, Node, bool]]:
+    """Yield merged pairs (flagged) before the mapping's own pairs."""
+    own: list[tuple[Node, Node, bool]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            own.append((key_node, value_node, False))
+            continue
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, MappingNode) or depth > MAX_DEPTH:
+                raise _Stop(rules.YAML_SYNTAX, _pos(source), "a << merge needs a mapping or a list of mappings",
+                            "point the merge key at an anchored mapping (<<: *defaults)")
+            for key, value, _ in _flatten(source, depth + 1):
+                yield key, value, True
+    yield from own

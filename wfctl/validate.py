@@ -1,0 +1,139 @@
+"""``wfctl validate``: find files, analyse them (in parallel when there are
+many), resolve across documents, and report every problem in one run.
+
+:func:`validate` is also the first step of plan, publish and render: they use
+the :class:`Validation`'s resolved workflows only when it has no errors.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wfctl.analyze import FileAnalysis, analyze_file
+from wfctl.config import CONFIG_FILE, Config
+from wfctl.diagnostics import Report
+from wfctl.errors import USAGE, WfError
+from wfctl.model import Document, ResolvedWorkflow
+from wfctl.resolve import Resolution, resolve
+
+PARALLEL_THRESHOLD = 200
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Validation:
+    report: Report
+    resolution: Resolution
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def workflows(self) -> dict[str, ResolvedWorkflow]:
+        return self.resolution.workflows
+
+
+def validate(config: Config, focus: Iterable[str] | None = None, jobs: int | None = None) -> Validation:
+    """Validate the repo; with ``focus`` (repo-relative files), report only on those
+    files and on the documents related to them (references either way)."""
+    files = discover(config)
+    analyses = analyze_all(config.root, files, jobs)
+    documents = [doc for a in analyses for doc in a.documents]
+    resolution = resolve(documents)
+    diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
+    ours = [a for a in analyses if a.wfctl]
+    if focus is not None:
+        keep = related_files(set(focus), documents)
+        diagnostics = [d for d in diagnostics if d.file in keep]
+        ours = [a for a in ours if a.file in keep]
+    report = Report(sorted(set(diagnostics)), files=len(ours), documents=sum(len(a.documents) for a in ours))
+    return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
+
+
+def discover(config: Config) -> list[str]:
+    """Every ``*.yaml``/``*.yml`` under the configured paths, repo-relative, sorted;
+    dot-folders and the root ``wfctl.yaml`` are skipped."""
+    root = config.root.resolve()
+    found: set[str] = set()
+    for rel in config.values["paths"]:
+        for path in _walk(root / rel):
+            found.add(path.relative_to(root).as_posix())
+    found.discard(CONFIG_FILE)
+    return sorted(found)
+
+
+def _walk(base: Path) -> Iterator[Path]:
+    if base.is_file():
+        yield base.resolve()
+        return
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.endswith(SUFFIXES) and not name.startswith("."):
+                yield Path(dirpath, name).resolve()
+
+
+def focus_paths(config: Config, paths: Iterable[Path]) -> list[str]:
+    """Command-line paths as repo-relative files; a path outside the repo is a usage error."""
+    root = config.root.resolve()
+    out: list[str] = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved != root and root not in resolved.parents:
+            raise WfError(USAGE, f"{path} is outside the repository {root}", "pass paths inside --repo")
+        if not resolved.exists():
+            raise WfError(USAGE, f"{path} does not exist", "pass existing files or folders")
+        out += [p.relative_to(root).as_posix() for p in _walk(resolved)]
+    return out
+
+
+def analyze_all(root: Path, files: list[str], jobs: int | None = None) -> list[FileAnalysis]:
+    """Per-file work in a process pool once there are enough files to pay for it."""
+    workers = jobs or min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
+        return [analyze_file(root, rel) for rel in files]
+    chunk = max(1, math.ceil(len(files) / (workers * 8)))
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(analyze_file, [root] * len(files), files, chunksize=chunk))
+
+
+def related_files(focus: set[str], documents: list[Document]) -> set[str]:
+    """Focus files plus the files of documents they reference or that reference them."""
+    by_name = {(d.kind, d.name): d.file for d in documents if d.name}
+    edges: list[tuple[str, str]] = []
+    for doc in documents:
+        for kind, name in references(doc):
+            target = by_name.get((kind, name))
+            if target:
+                edges.append((doc.file, target))
+    keep = set(focus)
+    for source, target in edges:
+        if source in focus:
+            keep.add(target)
+        if target in focus:
+            keep.add(source)
+    return keep
+
+
+def references(doc: Document) -> Iterator[tuple[str, str]]:
+    """(kind, name) of every component and template a document uses."""
+    spec = doc.spec
+    template = spec.get("template")
+    if isinstance(template, str):
+        yield "WorkflowTemplate", template
+    body = spec.get("workflow") if doc.kind == "WorkflowTemplate" else spec
+    if not isinstance(body, dict):
+        return
+    tasks = list(body.get("tasks") or [])
+    for group in body.get("groups") or []:
+        if isinstance(group, dict):
+            tasks += group.get("tasks") or []
+    for task in tasks:
+        if isinstance(task, dict) and isinstance(task.get("component"), str):
+            yield "Component", task["component"]
+
