@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,9 @@ import click
 
 from wfctl import __version__
 from wfctl import config as config_mod
-from wfctl.errors import EXIT_FAILED, EXIT_OK, INTERNAL, USAGE, WfError
+from wfctl.diagnostics import Report
+from wfctl.errors import EXIT_FAILED, EXIT_OK, INTERNAL, USAGE, ValidationFailed, WfError
+from wfctl.store.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +52,33 @@ class State:
         if self.color_flag is False or os.environ.get("NO_COLOR"):
             return False
         return sys.stdout.isatty()
+
+    def open_store(self, config: config_mod.Config) -> Store:
+        from wfctl.store.url import open_store
+
+        store: Store = open_store(config.store_url, endpoint_url=config.values["endpoint_url"])
+        return store
+
+    def warn(self, message: str) -> None:
+        self.log(click.style(message, fg="yellow") if self.color else message, level=0)
+
+    def echo_json(self, value: Any) -> None:
+        click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+    @contextmanager
+    def progress(self, label: str) -> Iterator[Callable[[int, int], None] | None]:
+        """A progress bar on a terminal (stderr); nothing at all otherwise."""
+        if not sys.stderr.isatty() or self.verbosity < 0:
+            yield None
+            return
+        lock = threading.Lock()
+        with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+            def advance(done: int, total: int) -> None:
+                with lock:
+                    bar.length = total
+                    bar.update(done)
+
+            yield advance
 
     def log(self, message: str, level: int = 1) -> None:
         """Logs go to stderr so that JSON on stdout stays parseable."""
@@ -102,8 +133,16 @@ class Group(click.Group):
 
 
 def emit_error(exc: WfError, output: str) -> None:
+    report, root = (exc.report, exc.root) if isinstance(exc, ValidationFailed) else (None, ".")
     if output == "json":
-        click.echo(json.dumps(exc.to_json(), indent=2))
+        body: dict[str, Any] = exc.to_json()
+        if isinstance(report, Report):
+            body["diagnostics"] = [d.to_json() for d in report.diagnostics]
+        click.echo(json.dumps(body, indent=2))
+    elif isinstance(report, Report):
+        from wfctl import formats
+
+        click.echo(formats.render(report, "text", repo_root=Path(str(root))), err=True)
     click.echo(f"error[{exc.code}]: {exc.message}", err=True)
     click.echo(f"hint: {exc.hint}", err=True)
 
@@ -163,6 +202,309 @@ def init(state: State, directory: Path, force: bool) -> None:
 
     for path in scaffold.init(directory, force=force):
         state.log(f"wrote {path}", level=0)
+
+
+# --- GitOps: plan, publish and the store -------------------------------------------
+
+
+@cli.command()
+@output_option("text", "json", "markdown")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes, 4 deletes or override flips.")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan for `publish --plan FILE`.")
+@click.option("--against", metavar="REF", help="Diff against the repo at a git ref instead of the store.")
+@click.option("--snapshot", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Diff against a `wfctl snapshot` file (no store access, no credentials).")
+@pass_state
+def plan(state: State, output: str, detailed_exitcode: bool, out: Path | None, against: str | None,
+         snapshot: Path | None) -> None:
+    """Show what a publish would change, like `terraform plan`."""
+    from wfctl import deploy, gitinfo, plan_format
+
+    config = state.config()
+    planned, _ = deploy.plan(config, lambda: state.open_store(config), against=against, snapshot=snapshot)
+    click.echo(plan_format.render(planned, output, color=state.color))
+    if out:
+        git = _git_or_none(gitinfo, config)
+        out.write_text(deploy.dumps(planned.to_saved(git)) + "\n", encoding="utf-8")
+        state.log(f"saved the plan to {out}; publish it with `wfctl publish --plan {out}`", level=0)
+    _write_step_summary(plan_format.markdown(planned))
+    sys.exit(planned.detailed_exit_code() if detailed_exitcode else EXIT_OK)
+
+
+def _git_or_none(gitinfo: Any, config: config_mod.Config) -> dict[str, Any] | None:
+    try:
+        return dict(gitinfo.state(config.root, config.values["paths"]).to_json())
+    except WfError:
+        return None
+
+
+def _write_step_summary(markdown: str) -> None:
+    """In GitHub Actions, every plan and publish also lands in the job's summary page."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n\n")
+
+
+@cli.command()
+@output_option("text", "json")
+@click.option("--dry-run", is_flag=True, help="Check and plan, but write nothing.")
+@click.option("--expect-version", type=int, metavar="N", help="Fail (exit 3) unless the live version is N.")
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Publish exactly a plan saved with `plan --out`; refused if the store moved since.")
+@click.option("--allow-dirty", is_flag=True, help="Publish even with uncommitted changes.")
+@click.option("--allow-branch", is_flag=True, help="Publish from a branch other than deploy_branch.")
+@click.option("--allow-deletes", is_flag=True, help="Allow deleting more than half of the live workflows.")
+@click.option("--force", is_flag=True, help="Publish even if the live version came from a commit HEAD does not contain.")
+@pass_state
+def publish(state: State, output: str, dry_run: bool, expect_version: int | None, plan_file: Path | None,
+            allow_dirty: bool, allow_branch: bool, allow_deletes: bool, force: bool) -> None:
+    """Validate, then publish the repo as a new CODE version."""
+    from wfctl import deploy, doctor
+
+    config = state.config()
+    store = state.open_store(config)
+    options = deploy.PublishOptions(dry_run, expect_version, plan_file, allow_dirty, allow_branch, allow_deletes, force)
+    if not dry_run:
+        doctor.require_conditional_writes(store)
+    with state.progress("uploading") as progress:
+        options.progress = progress
+        outcome = deploy.publish(config, store, options, state.warn)
+    _print_outcome(state, output, outcome, "publish")
+
+
+def _print_outcome(state: State, output: str, outcome: Any, verb: str) -> None:
+    if output == "json":
+        state.echo_json(outcome.to_json())
+        return
+    if outcome.plan is not None and (outcome.dry_run or state.verbosity > 0):
+        from wfctl import plan_format
+
+        click.echo(plan_format.text(outcome.plan, state.color))
+    s = outcome.summary
+    counts = f"{s['create']} created, {s['update']} updated, {s['delete']} deleted, {s['unchanged']} unchanged"
+    if outcome.dry_run:
+        click.echo(f"Dry run: nothing written. The {verb} would make version {(outcome.version or 0) + 1} ({counts}).")
+    elif outcome.published:
+        click.echo(f"Published CODE version {outcome.version} (previous: {outcome.previous_version}): {counts}.")
+        _write_step_summary(f"### wfctl {verb}\n\nPublished CODE version **{outcome.version}** ({counts}).")
+    else:
+        click.echo(f"No changes: CODE version {outcome.version} is already live.")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@output_option("text", "json")
+@click.option("--source", type=click.Choice(["code", "manual"]), default="code", show_default=True)
+@pass_state
+def history(state: State, name: str | None, output: str, source: str) -> None:
+    """Published versions, newest first (with NAME: those that changed it)."""
+    from wfctl import views
+
+    config = state.config()
+    result = views.history(state.open_store(config), source.upper(), name)
+    if output == "json":
+        state.echo_json(result)
+        return
+    for row in result["versions"]:
+        changed = ", ".join(f"{k} {len(v)}" for k, v in row["summary"].items() if v) or "no changes"
+        commit = (row["git_commit"] or "-")[:12]
+        click.echo(f"{row['version']:>5}  {row['created_at']}  {row['publisher']:<20} {commit:<12}  {changed}")
+    if not result["versions"]:
+        click.echo(f"Nothing published under {source} yet.")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--version", "version", type=int, help="A past version (default: live).")
+@click.option("--source", type=click.Choice(["code", "manual"]), default="code", show_default=True)
+@output_option("text", "json")
+@pass_state
+def show(state: State, name: str, version: int | None, source: str, output: str) -> None:
+    """The deployed, resolved definition of a workflow."""
+    from wfctl import views
+
+    config = state.config()
+    result = views.show(state.open_store(config), _checked_name(name), version, source.upper())
+    if output == "json":
+        state.echo_json(result)
+        return
+    click.echo(f"# {result['name']}: {result['source']} version {result['version']}, sha256 {result['sha256']}")
+    click.echo(f"# from {result['source_path']}")
+    import yaml
+
+    click.echo(yaml.safe_dump(result["definition"], sort_keys=True, allow_unicode=True).rstrip())
+
+
+def _checked_name(name: str) -> str:
+    """Names reach store keys: refuse anything but a valid name before any access."""
+    from wfctl.names import check_name
+
+    return check_name(name)
+
+
+@cli.command()
+@click.option("--to", "to", type=click.IntRange(min=1), required=True, metavar="N", help="The version to restore.")
+@output_option("text", "json")
+@pass_state
+def rollback(state: State, to: int, output: str) -> None:
+    """Publish a new CODE version whose content equals version N."""
+    from wfctl import deploy, doctor
+
+    config = state.config()
+    store = state.open_store(config)
+    doctor.require_conditional_writes(store)
+    _print_outcome(state, output, deploy.rollback(config, store, to), "rollback")
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="File to write.")
+@pass_state
+def snapshot(state: State, out: Path) -> None:
+    """Save the live CODE and MANUAL state for `plan --snapshot` (no credentials needed)."""
+    from wfctl import deploy, views
+
+    config = state.config()
+    data = views.snapshot(state.open_store(config))
+    out.write_text(deploy.dumps(data) + "\n", encoding="utf-8")
+    state.log(f"wrote {out}: CODE version {data['code']['version']}, MANUAL version {data['manual']['version']}", level=0)
+
+
+@cli.command()
+@output_option("text", "json")
+@pass_state
+def doctor(state: State, output: str) -> None:
+    """Check config, credentials and the store (including conditional writes)."""
+    from wfctl import doctor as doctor_mod
+
+    config = state.config()
+    checks = doctor_mod.run(config, lambda: state.open_store(config))
+    ok = all(c.ok for c in checks)
+    if output == "json":
+        state.echo_json({"ok": ok, "checks": [c.to_json() for c in checks]})
+    else:
+        for c in checks:
+            mark = click.style("ok  ", fg="green") if c.ok and state.color else ("ok  " if c.ok else "FAIL")
+            click.echo(f"{mark} {c.name:<20} {c.detail}")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+# --- operators: MANUAL registrations, pause, list, status -----------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace workflows that are already registered.")
+@output_option("text", "json")
+@pass_state
+def register(state: State, files: tuple[Path, ...], force: bool, output: str) -> None:
+    """Register (or with --force replace) MANUAL workflows from FILES."""
+    from wfctl import manual
+
+    config = state.config()
+    outcome = manual.register(config, state.open_store(config), list(files), force)
+    _print_manual(state, output, outcome)
+
+
+@cli.command()
+@click.argument("name")
+@output_option("text", "json")
+@pass_state
+def unregister(state: State, name: str, output: str) -> None:
+    """Remove NAME from the live MANUAL set (its versions stay in history)."""
+    from wfctl import manual
+
+    config = state.config()
+    _print_manual(state, output, manual.unregister(config, state.open_store(config), name))
+
+
+def _print_manual(state: State, output: str, outcome: Any) -> None:
+    if output == "json":
+        state.echo_json(outcome.to_json())
+    elif outcome.published:
+        changed = ", ".join(f"{k}: {', '.join(v)}" for k, v in outcome.changes.items() if v)
+        click.echo(f"Published MANUAL version {outcome.version} (previous: {outcome.previous_version}); {changed}.")
+    else:
+        click.echo(f"No changes: MANUAL version {outcome.version} already has this content.")
+
+
+def _pause_command(paused: bool) -> Callable[..., None]:
+    verb = "pause" if paused else "unpause"
+
+    @click.argument("name")
+    @click.option("--source", type=click.Choice(["manual"]), help="Act on the MANUAL registration of NAME.")
+    @output_option("text", "json")
+    @pass_state
+    def command(state: State, name: str, source: str | None, output: str) -> None:
+        from wfctl import manual
+
+        config = state.config()
+        result = manual.set_paused(config, state.open_store(config), name, paused, source.upper() if source else None)
+        _print_status(state, output, result)
+
+    command.__doc__ = f"{verb.capitalize()} the effective workflow NAME (operator state survives deploys)."
+    return command
+
+
+cli.command("pause")(_pause_command(True))
+cli.command("unpause")(_pause_command(False))
+
+
+@cli.command("list")
+@click.option("--source", type=click.Choice(["code", "manual"]), help="Only one source.")
+@click.option("--status", "status_", type=click.Choice(["active", "paused", "overridden"]), help="Only one status.")
+@click.option("--owner", help="Only workflows of this owner.")
+@output_option("text", "json")
+@pass_state
+def list_(state: State, source: str | None, status_: str | None, owner: str | None, output: str) -> None:
+    """The live view: one row per source and name."""
+    from wfctl import manual
+
+    config = state.config()
+    rows = manual.list_rows(state.open_store(config), source.upper() if source else None, status_, owner)
+    if output == "json":
+        state.echo_json({"workflows": [r.to_json() for r in rows]})
+        return
+    click.echo(f"{'NAME':<28} {'SOURCE':<6} {'STATUS':<10} {'VER':>4}  {'OWNER':<14} SCHEDULE")
+    for r in rows:
+        click.echo(f"{_fit(r.name, 28)} {r.source:<6} {r.status:<10} {r.version:>4}  {_fit(r.owner, 14)} {r.schedule or '-'}")
+    if not rows:
+        click.echo("(no workflows)")
+
+
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "~"
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--source", type=click.Choice(["code", "manual"]), help="Show this source's entry.")
+@output_option("text", "json")
+@pass_state
+def status(state: State, name: str, source: str | None, output: str) -> None:
+    """One workflow: source, status and why, versions, who changed it, next runs."""
+    from wfctl import manual
+
+    config = state.config()
+    _print_status(state, output, manual.status(state.open_store(config), name, source.upper() if source else None))
+
+
+def _print_status(state: State, output: str, result: dict[str, Any]) -> None:
+    if output == "json":
+        state.echo_json(result)
+        return
+    changed = result.get("changed") or {}
+    lines = [
+        f"{result['name']}: {result['status']} ({result['source']} version {result['version']})",
+        f"  why:       {result['reason']}",
+        f"  versions:  CODE {result['versions']['code'] or '-'}, MANUAL {result['versions']['manual'] or '-'}",
+        f"  owner:     {result['owner']}",
+        f"  schedule:  {result['schedule'] or 'none (manual trigger only)'}",
+        f"  changed:   version {changed.get('version', '?')} by {changed.get('by', '?')} at {changed.get('at', '?')}",
+    ]
+    if result["next_runs"]:
+        lines.append(f"  next runs: {', '.join(result['next_runs'])}")
+    click.echo("\n".join(lines))
 
 
 def main() -> None:

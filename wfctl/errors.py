@@ -27,6 +27,7 @@ STALE_PLAN = "WF810"
 OUT_OF_ORDER = "WF811"
 VALIDATION_FAILED = "WF812"
 USAGE = "WF813"
+MASS_DELETE = "WF814"
 INTERNAL = "WF899"
 
 _DEFAULT_EXIT = {CONFLICT: EXIT_CONFLICT, STALE_PLAN: EXIT_CONFLICT, OUT_OF_ORDER: EXIT_CONFLICT, USAGE: EXIT_USAGE}
@@ -44,3 +45,13 @@ class WfError(Exception):
 
     def to_json(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
+
+
+class ValidationFailed(WfError):
+    """Validation found errors; the caller prints the report before the error line."""
+
+    def __init__(self, report: object, root: object) -> None:
+        super().__init__(VALIDATION_FAILED, "validation failed: nothing was changed",
+                         "fix the problems listed above (`wfctl validate` shows them with their hints)")
+        self.report = report
+        self.root = root

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from wfctl.analyze import FileAnalysis, analyze_file
 from wfctl.config import CONFIG_FILE, Config
 from wfctl.diagnostics import Report
 from wfctl.errors import USAGE, WfError
-from wfctl.model import Document, ResolvedWorkflow
+from wfctl.model import WORKFLOW, Document, ResolvedWorkflow
 from wfctl.resolve import Resolution, resolve
 
 PARALLEL_THRESHOLD = 200
@@ -40,16 +40,29 @@ class Validation:
 def validate(config: Config, focus: Iterable[str] | None = None, jobs: int | None = None) -> Validation:
     """Validate the repo; with ``focus`` (repo-relative files), report only on those
     files and on the documents related to them (references either way)."""
-    files = discover(config)
+    return _run(config, discover(config), focus, jobs)
+
+
+def validate_files(config: Config, files: list[str]) -> Validation:
+    """For ``register``: the workflows of ``files`` (which may lie outside the repo),
+    resolved against the repo's components and templates but not its workflows."""
+    wanted = set(files)
+    repo_files = [f for f in discover(config) if f not in wanted]
+    return _run(config, [*repo_files, *files], wanted, None,
+                keep=lambda doc: doc.kind != WORKFLOW or doc.file in wanted)
+
+
+def _run(config: Config, files: list[str], focus: Iterable[str] | None, jobs: int | None,
+         keep: Callable[[Document], bool] | None = None) -> Validation:
     analyses = analyze_all(config.root, files, jobs)
-    documents = [doc for a in analyses for doc in a.documents]
+    documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
     resolution = resolve(documents)
     diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
     ours = [a for a in analyses if a.wfctl]
     if focus is not None:
-        keep = related_files(set(focus), documents)
-        diagnostics = [d for d in diagnostics if d.file in keep]
-        ours = [a for a in ours if a.file in keep]
+        keep_files = related_files(set(focus), documents)
+        diagnostics = [d for d in diagnostics if d.file in keep_files]
+        ours = [a for a in ours if a.file in keep_files]
     report = Report(sorted(set(diagnostics)), files=len(ours), documents=sum(len(a.documents) for a in ours))
     return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
 

@@ -1,0 +1,180 @@
+"""CODE over MANUAL: operator state and the effective set (SPEC section 5).
+
+The effective set is every live CODE workflow plus every live MANUAL workflow
+whose name CODE does not have. Operator state (``state/current.json``) records
+paused workflows per (source, name), so a pause survives deploys. The
+resolved view is written to ``effective/current.json`` with compare-and-swap
+and never regresses: it records the CODE, MANUAL and state versions it was
+computed from, and a writer that finds a newer view than its own inputs
+re-reads the pointers and tries again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfctl.bundle import Manifest, Pointer, Source, integrity_error, utc_now
+from wfctl.errors import CONFLICT, WfError
+from wfctl.model import canonical_json
+from wfctl.store.base import ConflictError, Store
+
+STATE_KEY = "state/current.json"
+EFFECTIVE_KEY = "effective/current.json"
+STATE_FORMAT = "wfctl.state/v1"
+EFFECTIVE_FORMAT = "wfctl.effective/v1"
+ATTEMPTS = 20
+
+
+@dataclass
+class OperatorState:
+    """Paused workflows by ``SOURCE/name``, with who paused them and when."""
+
+    version: int = 0
+    paused: dict[str, dict[str, str]] = field(default_factory=dict)
+    etag: str | None = None
+
+    @staticmethod
+    def key(source: str, name: str) -> str:
+        return f"{source}/{name}"
+
+    def is_paused(self, source: str, name: str) -> bool:
+        return self.key(source, name) in self.paused
+
+    def to_bytes(self) -> bytes:
+        return canonical_json({"format": STATE_FORMAT, "version": self.version, "paused": self.paused})
+
+
+def read_state(store: Store) -> OperatorState:
+    blob = store.get(STATE_KEY)
+    if blob is None:
+        return OperatorState()
+    try:
+        raw = json.loads(blob.data)
+        if raw["format"] != STATE_FORMAT:
+            raise ValueError(f"unknown format {raw['format']!r}")
+        return OperatorState(int(raw["version"]), dict(raw["paused"]), blob.etag)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise integrity_error(STATE_KEY, f"operator state is unreadable ({exc})") from None
+
+
+def write_state(store: Store, state: OperatorState) -> OperatorState:
+    """Compare-and-swap on the etag read; the loser gets WF803 and changed nothing."""
+    new = OperatorState(state.version + 1, state.paused)
+    store.put_if_match(STATE_KEY, new.to_bytes(), state.etag)
+    return new
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (source, name) of the live view: what ``list`` prints."""
+
+    name: str
+    source: str
+    status: str  # active | paused | overridden
+    version: int
+    sha256: str
+    owner: str
+    schedule: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "status": self.status, "version": self.version,
+                "sha256": self.sha256, "owner": self.owner, "schedule": self.schedule}
+
+
+@dataclass
+class Live:
+    """The live manifests of both sources and the operator state, read together."""
+
+    code: Manifest | None
+    manual: Manifest | None
+    state: OperatorState
+    pointers: dict[str, Pointer | None] = field(default_factory=dict)
+
+    @property
+    def versions(self) -> dict[str, int | None]:
+        return {
+            "code": self.code.version if self.code else None,
+            "manual": self.manual.version if self.manual else None,
+            "state": self.state.version or None,
+        }
+
+    def rows(self) -> list[Row]:
+        """Every live CODE workflow and every live MANUAL one; shadowed MANUAL rows are overridden."""
+        code_names = set(self.code.workflows) if self.code else set()
+        out: list[Row] = []
+        for source, manifest in (("CODE", self.code), ("MANUAL", self.manual)):
+            if manifest is None:
+                continue
+            for name, entry in sorted(manifest.workflows.items()):
+                if source == "MANUAL" and name in code_names:
+                    status = "overridden"
+                else:
+                    status = "paused" if self.state.is_paused(source, name) else "active"
+                out.append(Row(name, source, status, manifest.version, entry.sha256, entry.owner, entry.schedule))
+        return sorted(out, key=lambda r: (r.name, r.source))
+
+    def effective(self) -> dict[str, Row]:
+        return {r.name: r for r in self.rows() if r.status != "overridden"}
+
+
+def read_live(store: Store) -> Live:
+    """Pointers and manifests of both sources plus state: five small reads."""
+    code_pointer, code = Source(store, "CODE").live()
+    manual_pointer, manual = Source(store, "MANUAL").live()
+    return Live(code, manual, read_state(store), {"CODE": code_pointer, "MANUAL": manual_pointer})
+
+
+def effective_document(live: Live) -> dict[str, Any]:
+    code_version = live.code.version if live.code else None
+    return {
+        "format": EFFECTIVE_FORMAT,
+        "computed_from": live.versions,
+        "computed_at": utc_now(),
+        "workflows": {
+            name: {
+                "source": row.source,
+                "version": row.version,
+                "sha256": row.sha256,
+                "object": f"{'code' if row.source == 'CODE' else 'manual'}/objects/{row.sha256}.json",
+                "status": row.status,
+                "owner": row.owner,
+                "schedule": row.schedule,
+            }
+            for name, row in live.effective().items()
+        },
+        "overridden": {
+            row.name: {"manual_version": row.version, "sha256": row.sha256, "by_code_version": code_version}
+            for row in live.rows() if row.status == "overridden"
+        },
+    }
+
+
+def _newer_or_equal(a: dict[str, int | None], b: dict[str, int | None]) -> bool:
+    return all((a.get(k) or 0) >= (b.get(k) or 0) for k in ("code", "manual", "state"))
+
+
+def refresh(store: Store, on_change: Any = None) -> Live:
+    """Bring ``effective/`` up to date with the live pointers (self-healing).
+
+    A no-op when it already matches. ``on_change(previous_doc, live)`` runs
+    before the view is swapped in (it writes the rendered DAG files), so a crash
+    leaves an older view that the next command heals.
+    """
+    for _ in range(ATTEMPTS):
+        live = read_live(store)
+        blob = store.get(EFFECTIVE_KEY)
+        current = json.loads(blob.data) if blob else None
+        if current and current.get("computed_from") == live.versions:
+            return live
+        if current and not _newer_or_equal(live.versions, current.get("computed_from", {})):
+            continue  # someone computed from newer pointers than we read: re-read
+        if on_change:
+            on_change(current, live)
+        try:
+            store.put_if_match(EFFECTIVE_KEY, canonical_json(effective_document(live)), blob.etag if blob else None)
+            return live
+        except ConflictError:
+            continue
+    raise WfError(CONFLICT, "effective/current.json kept changing underneath", "re-run the command; it heals the view")
