@@ -73,12 +73,13 @@ def _classify(ydoc: YamlDocument, documents: list[Document]) -> list[Diagnostic]
         return [rules.UNKNOWN_KIND.at(rel, sm.value(("apiVersion",)), f"unknown apiVersion {data['apiVersion']!r}",
                                       f"use `apiVersion: {API_VERSION}`")]
     if kind not in KINDS:
-        return [rules.UNKNOWN_KIND.at(rel, sm.key(("kind",)), f"unknown kind {kind!r}",
+        return [rules.UNKNOWN_KIND.at(rel, sm.value(("kind",)), f"unknown kind {kind!r}",
                                       f"use one of: {', '.join(KINDS)}")]
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     doc = Document(kind, name if isinstance(name, str) else "", rel, ydoc.index, data, sm)
-    found = schema_rule.check(kind, data, doc.locate, lambda p: sm.raw.get(p))
+    templated = kind == WORKFLOW and isinstance(data.get("spec"), dict) and "template" in data["spec"]
+    found = schema_rule.check(kind, data, doc.locate, lambda p: sm.raw.get(p), partial_spec=templated)
     doc.schema_ok = not found
     documents.append(doc)
     return found + _document_rules(doc)

@@ -181,7 +181,7 @@ def validate(state: State, paths: tuple[Path, ...], output: str, strict: bool, c
     if changed_since:
         changed = gitinfo.changed_files(config.root, changed_since)
         focus = [f for f in changed if focus is None or f in focus]
-    result = validation.validate(config, focus, jobs)
+    result = validation.validate(config, focus, jobs, related=bool(changed_since))
     for skipped in result.skipped:
         state.log(f"skipped {skipped}: no wfctl/ document")
     click.echo(formats.render(result.report, output, repo_root=config.root, strict=strict, color=state.color))

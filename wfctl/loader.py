@@ -150,8 +150,10 @@ def decode(rel: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
 
 
 def _offset_pos(data: bytes, offset: int) -> Pos:
+    """Line and column (in characters, as editors count) of a byte offset."""
     line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
 
 
 def load_text(rel: str, text: str) -> LoadedFile:
@@ -168,7 +170,7 @@ def load_text(rel: str, text: str) -> LoadedFile:
     except _Stop as stop:
         result.diagnostics.append(stop.rule.at(rel, stop.pos, stop.message, stop.hint))
     except yaml.MarkedYAMLError as exc:
-        result.diagnostics.append(_syntax_diagnostic(rel, exc))
+        result.diagnostics.append(_syntax_diagnostic(rel, exc, result.lines))
     except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
         result.diagnostics.append(rules.YAML_SYNTAX.at(rel, (1, 1), str(exc).splitlines()[0],
                                                        "fix the YAML syntax; a YAML linter shows the exact spot"))
@@ -189,13 +191,14 @@ def _compose_all(text: str) -> Iterator[Node]:
         loader.dispose()
 
 
-def _syntax_diagnostic(rel: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+def _syntax_diagnostic(rel: str, exc: yaml.MarkedYAMLError, lines: list[str]) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     pos = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or "invalid YAML"
     context = f" ({exc.context})" if exc.context else ""
     hint = "fix the YAML syntax at this spot"
-    if "found character '\\t'" in str(exc):
+    line = lines[pos[0] - 1] if 0 < pos[0] <= len(lines) else ""
+    if "\t" in line[: pos[1]]:
         hint = "YAML indentation must use spaces, not tabs"
     elif "mapping values are not allowed" in problem:
         hint = "quote the value: it contains ': ' which YAML reads as a nested mapping"
@@ -227,19 +230,33 @@ def _too_deep(pos: Pos) -> _Stop:
                  "flatten the structure; no workflow field needs this much nesting")
 
 
+class _Budget:
+    """Nodes a document may expand to, counting every alias and ``<<`` merge visit."""
+
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+
+    def spend(self, node: Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Stop(rules.ALIAS_LIMIT, _pos(node), f"the document expands to more than {MAX_NODES:,} nodes",
+                        "anchors, aliases and << merges multiply content; write it out or use fewer aliases")
+
+
 def _build(rel: str, index: int, root: Node, diagnostics: list[Diagnostic]) -> YamlDocument:
-    """Turn a node tree into data, iteratively, recording positions as we go."""
+    """Turn a node tree into data, iteratively, recording positions as we go.
+
+    Depth counts collections only, the root collection being level 1 (the same
+    count the event-based check uses for files too large to compose safely).
+    """
     sm = SourceMap()
     holder: dict[str, Any] = {}
-    stack: list[tuple[Node, Path_, Any, Any, int]] = [(root, (), holder, "root", 0)]
-    budget = MAX_NODES
+    stack: list[tuple[Node, Path_, Any, Any, int]] = [(root, (), holder, "root", 1)]
+    budget = _Budget()
     while stack:
         node, path, parent, slot, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise _Stop(rules.ALIAS_LIMIT, _pos(node), f"the document expands to more than {MAX_NODES:,} nodes",
-                        "anchors and aliases multiply content; write the content out or reduce the aliases")
-        if depth > MAX_DEPTH:
+        budget.spend(node)
+        if depth > MAX_DEPTH and not isinstance(node, ScalarNode):
             raise _too_deep(_pos(node))
         mark = node.start_mark
         sm.values[path] = (mark.line + 1, mark.column + 1)
@@ -256,7 +273,7 @@ def _build(rel: str, index: int, root: Node, diagnostics: list[Diagnostic]) -> Y
             _check_tag(node, _MAP)
             mapping: dict[str, Any] = {}
             parent[slot] = mapping
-            pairs = _mapping_pairs(rel, node, path, sm, diagnostics)
+            pairs = _mapping_pairs(rel, node, path, sm, diagnostics, budget)
             for key, value_node in reversed(pairs):
                 stack.append((value_node, (*path, key), mapping, key, depth + 1))
     return YamlDocument(rel, index, holder["root"], sm)
@@ -289,7 +306,7 @@ def _scalar(rel: str, node: ScalarNode, path: Path_, sm: SourceMap, diagnostics:
 
 
 def _mapping_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
-                   diagnostics: list[Diagnostic]) -> list[tuple[str, Node]]:
+                   diagnostics: list[Diagnostic], budget: _Budget) -> list[tuple[str, Node]]:
     """Key/value pairs with ``<<`` merges applied; explicit keys beat merged ones."""
     if any(k.tag == _MERGE for k, _ in node.value):
         entries: Iterable[tuple[Node, Node, bool]] = _flatten(node)
@@ -299,6 +316,8 @@ def _mapping_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
     pairs: dict[str, Node] = {}
     keys = sm.keys
     for key_node, value_node, merged in entries:
+        if merged:
+            budget.spend(key_node)
         if not isinstance(key_node, ScalarNode):
             raise _Stop(rules.UNSUPPORTED_TAG, _pos(key_node), "mapping keys must be plain scalars",
                         "use a string key")

@@ -13,7 +13,7 @@ import copy
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -130,12 +130,14 @@ def _expand(doc: Document, catalog: Catalog) -> tuple[WorkflowView | None, list[
             file, pos, f"unknown template {template_name!r}",
             (f"did you mean {close[0]!r}? " if close else "") + "define a WorkflowTemplate with this name, or fix the name")]
     values, out = _template_values(doc, template)
-    body, problems = _substitute(template.spec.get("workflow", {}), values, template, ("spec", "workflow"))
-    out += problems
+    if out:  # wrong values would only cause follow-on errors blamed on the template
+        return None, out
+    body, out = _substitute(template.spec.get("workflow", {}), values, template, ("spec", "workflow"))
     overrides = {k: v for k, v in doc.spec.items() if k not in ("template", "values")}
     data = {**doc.data, "spec": _merge(body, overrides)}
-    view = WorkflowView(doc.name, data, _template_locator(doc, template))
-    out += schema_rule.check(WORKFLOW, data, view.locate, lambda p: None)
+    locate, raw = _template_locator(doc, template)
+    view = WorkflowView(doc.name, data, locate, raw)
+    out += schema_rule.check(WORKFLOW, data, view.locate, raw)
     if not out:
         out += dag.check(view) + schedule.check(view)
     return view, out
@@ -150,7 +152,7 @@ def _template_values(doc: Document, template: Document) -> tuple[dict[str, Any],
     for key, prop in (parameters.get("properties") or {}).items():
         if isinstance(prop, dict) and "default" in prop:
             values.setdefault(key, copy.deepcopy(prop["default"]))
-    errors = _validator(_key(parameters)).iter_errors(values)
+    errors = _errors(parameters, values)
     about = f" (parameters of template {template.name!r}, {template.file}:{template.pos(('spec', 'parameters'))[0]})"
     out = schema_rule.diagnose(rules.TEMPLATE_VALUES, parameters, errors, ("spec", "values"), doc.locate,
                                lambda p: doc.sourcemap.raw.get(p), about)
@@ -202,17 +204,26 @@ def _merge(base: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
-def _template_locator(doc: Document, template: Document) -> Locator:
-    """Point into whichever file supplied the node: the workflow's override or the template."""
+def _template_locator(doc: Document, template: Document) -> tuple[Locator, Callable[[Path_], str | None]]:
+    """Point into whichever file supplied the node: the workflow's override or the
+    template (for positions and for the raw text of unquoted scalars alike)."""
 
-    def locate(path: Path_, key: bool = False) -> tuple[str, Pos]:
+    def owner(path: Path_) -> tuple[Document, Path_]:
         if len(path) > 1 and path[0] == "spec":
             inner = ("spec", "workflow", *path[1:])
             if _depth(template.sourcemap, inner) - 1 > _depth(doc.sourcemap, path):
-                return template.locate(inner, key)
-        return doc.locate(path, key)
+                return template, inner
+        return doc, path
 
-    return locate
+    def locate(path: Path_, key: bool = False) -> tuple[str, Pos]:
+        source, where = owner(path)
+        return source.locate(where, key)
+
+    def raw(path: Path_) -> str | None:
+        source, where = owner(path)
+        return source.sourcemap.raw.get(where)
+
+    return locate, raw
 
 
 def _depth(sm: SourceMap, path: Path_) -> int:
@@ -287,7 +298,7 @@ def _check_inputs(view: WorkflowView, path: Path_, component: Document, with_: d
     inputs = component.spec.get("inputs")
     if not isinstance(inputs, dict):
         return []
-    errors = _validator(_key(inputs)).iter_errors(with_)
+    errors = _errors(inputs, with_)
     about = f" (inputs of component {component.name!r}, {component.file}:{component.pos(('spec', 'inputs'))[0]})"
     return schema_rule.diagnose(rules.COMPONENT_INPUTS, inputs, errors, (*path, "with"), view.locate, view.raw, about)
 
@@ -300,8 +311,9 @@ def _check_callable(view: WorkflowView, path: Path_, component: Document, with_:
     if isinstance(value, str) and CALLABLE.match(value):
         return []
     file, pos = view.locate((*path, "with", "callable"))
-    return [rules.INVALID_CALLABLE.at(file, pos, f"callable {value!r} is not written as module:function",
-                                      "write it like `acme_tasks.sales:load` (a module path, a colon, a function name)")]
+    problem = "the task needs with.callable" if value is None else f"callable {value!r} is not written as module:function"
+    return [rules.INVALID_CALLABLE.at(file, pos, problem, f"component {component.name!r} calls with.callable: write it like "
+                                      "`acme_tasks.sales:load` (a module path, a colon, a function name)")]
 
 
 def _key(schema: dict[str, Any]) -> str:
@@ -310,8 +322,17 @@ def _key(schema: dict[str, Any]) -> str:
 
 @cache
 def _validator(schema_json: str) -> Any:
-    """User schemas compiled once per distinct schema (components are reused by many tasks)."""
-    return jsonschema_rs.validator_for(json.loads(schema_json))
+    """User schemas compiled once per distinct schema (components are reused by many
+    tasks); None for a schema that does not compile (WF405 already reports it)."""
+    try:
+        return jsonschema_rs.validator_for(json.loads(schema_json))
+    except (jsonschema_rs.ValidationError, ValueError, TypeError):
+        return None
+
+
+def _errors(schema: dict[str, Any], instance: Any) -> list[Any]:
+    validator = _validator(_key(schema))
+    return list(validator.iter_errors(instance)) if validator else []
 
 
 # --- the resolved document ---------------------------------------------------

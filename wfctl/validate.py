@@ -37,10 +37,12 @@ class Validation:
         return self.resolution.workflows
 
 
-def validate(config: Config, focus: Iterable[str] | None = None, jobs: int | None = None) -> Validation:
+def validate(config: Config, focus: Iterable[str] | None = None, jobs: int | None = None,
+             related: bool = False) -> Validation:
     """Validate the repo; with ``focus`` (repo-relative files), report only on those
-    files and on the documents related to them (references either way)."""
-    return _run(config, discover(config), focus, jobs)
+    files, and with ``related`` also on the documents they reference or that
+    reference them (``--changed-since``)."""
+    return _run(config, discover(config), focus, jobs, related=related)
 
 
 def validate_files(config: Config, files: list[str]) -> Validation:
@@ -48,11 +50,11 @@ def validate_files(config: Config, files: list[str]) -> Validation:
     resolved against the repo's components and templates but not its workflows."""
     wanted = set(files)
     repo_files = [f for f in discover(config) if f not in wanted]
-    return _run(config, [*repo_files, *files], wanted, None,
+    return _run(config, [*repo_files, *files], wanted, None, related=True,
                 keep=lambda doc: doc.kind != WORKFLOW or doc.file in wanted)
 
 
-def _run(config: Config, files: list[str], focus: Iterable[str] | None, jobs: int | None,
+def _run(config: Config, files: list[str], focus: Iterable[str] | None, jobs: int | None, related: bool,
          keep: Callable[[Document], bool] | None = None) -> Validation:
     analyses = analyze_all(config.root, files, jobs)
     documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
@@ -60,7 +62,7 @@ def _run(config: Config, files: list[str], focus: Iterable[str] | None, jobs: in
     diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
     ours = [a for a in analyses if a.wfctl]
     if focus is not None:
-        keep_files = related_files(set(focus), documents)
+        keep_files = related_files(set(focus), documents) if related else set(focus)
         diagnostics = [d for d in diagnostics if d.file in keep_files]
         ours = [a for a in ours if a.file in keep_files]
     report = Report(sorted(set(diagnostics)), files=len(ours), documents=sum(len(a.documents) for a in ours))

@@ -21,12 +21,21 @@ from wfctl.rules import Rule
 from wfctl.schemas import schema, validator
 
 RawLookup = Callable[[Path_], "str | None"]
+_FORMAT_KEYWORDS = ("pattern", "not", "minLength", "maxLength")  # one message per malformed string
 _YAML_TYPES = {bool: "a boolean", int: "an integer", float: "a number", type(None): "null"}
 
 
-def check(kind: str, data: Any, locate: Locator, raw: RawLookup) -> list[Diagnostic]:
-    """Every schema error of a whole document against its kind's schema."""
-    return diagnose(rules.SCHEMA, schema(kind), validator(kind).iter_errors(data), (), locate, raw)
+def check(kind: str, data: Any, locate: Locator, raw: RawLookup, partial_spec: bool = False) -> list[Diagnostic]:
+    """Every schema error of a whole document against its kind's schema.
+
+    ``partial_spec``: the spec is completed by a template later, so keys missing
+    inside it are not errors yet (the expanded workflow is checked in full).
+    """
+    errors = validator(kind).iter_errors(data)
+    if partial_spec:
+        errors = (e for e in errors if not (e.kind.name == "required" and len(e.instance_path) >= 2
+                                            and e.instance_path[0] == "spec"))
+    return diagnose(rules.SCHEMA, schema(kind), errors, (), locate, raw)
 
 
 def diagnose(rule: Rule, root: dict[str, Any], errors: Iterable[Any], prefix: Path_, locate: Locator,
@@ -38,7 +47,7 @@ def diagnose(rule: Rule, root: dict[str, Any], errors: Iterable[Any], prefix: Pa
     for error in errors:
         path = (*prefix, *error.instance_path)
         keyword = error.kind.name
-        group = "pattern" if keyword in ("pattern", "not") else f"{keyword}:{error.message}"
+        group = "format" if keyword in _FORMAT_KEYWORDS else f"{keyword}:{error.message}"
         if (path, group) in seen:
             continue
         seen.add((path, group))
