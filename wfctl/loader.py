@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from wfctl import rules
@@ -57,7 +57,7 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _CONSTRUCTOR = SafeConstructor()
-_INDENT = re.compile(r"\n( *)")
+_INDENT = re.compile("[\n\r\x85\u2028\u2029]( *)")
 
 
 @dataclass
@@ -206,10 +206,13 @@ def _syntax_diagnostic(rel: str, exc: yaml.MarkedYAMLError, lines: list[str]) ->
 
 
 def _depth_bound(text: str) -> int:
-    """A cheap upper bound of the nesting depth: flow brackets plus block indentation."""
+    """A cheap upper bound of the nesting depth. Each level needs a flow bracket,
+    a block indicator (``-`` or ``?``, several may share a line) or more
+    indentation after a line break, so counting those bounds it."""
     indents = _INDENT.findall(text)
     deepest = max((len(i) for i in indents), default=0)
-    return text.count("[") + text.count("{") + 2 * deepest + 2
+    indicators = sum(text.count(c) for c in "[{-?")
+    return indicators + 2 * deepest + 2
 
 
 def _check_depth_by_events(text: str) -> None:
@@ -300,7 +303,7 @@ def _scalar(rel: str, node: ScalarNode, path: Path_, sm: SourceMap, diagnostics:
         sm.raw[path] = node.value
     try:
         return construct(_CONSTRUCTOR, node)
-    except (ConstructorError, ValueError) as exc:
+    except Exception as exc:  # PyYAML raises several types for `!!int ''`, `!!bool maybe`, ...
         raise _Stop(rules.UNSUPPORTED_TAG, _pos(node), f"cannot read {node.value!r} as {tag}: {exc}",
                     "quote the value or remove the tag") from None
 

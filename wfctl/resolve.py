@@ -98,13 +98,14 @@ def resolve_workflow(doc: Document, catalog: Catalog) -> tuple[ResolvedWorkflow 
     view, out = _expand(doc, catalog)
     if view is None:
         return None, out
+    valid = doc.schema_ok and not any(d.rule == rules.SCHEMA.id for d in out)
     graph = build(view.spec)
     tasks: dict[str, Any] = {}
-    for name, _node in graph.tasks.items():
-        task, problems = _resolve_task(view, graph, name, catalog)
+    for name in graph.tasks:
+        task, problems = _resolve_task(view, graph, name, catalog, settle=valid)
         out += problems
         tasks[name] = task
-    if out or not doc.schema_ok:
+    if out or not valid:
         return None, out
     definition = _definition(view, graph, tasks, doc)
     return ResolvedWorkflow(doc.name, doc.file, definition), out
@@ -149,9 +150,8 @@ def _template_values(doc: Document, template: Document) -> tuple[dict[str, Any],
     parameters = template.spec.get("parameters")
     if not isinstance(parameters, dict):
         return values, []
-    for key, prop in (parameters.get("properties") or {}).items():
-        if isinstance(prop, dict) and "default" in prop:
-            values.setdefault(key, copy.deepcopy(prop["default"]))
+    for key, default in _property_defaults(parameters).items():
+        values.setdefault(key, default)
     errors = _errors(parameters, values)
     about = f" (parameters of template {template.name!r}, {template.file}:{template.pos(('spec', 'parameters'))[0]})"
     out = schema_rule.diagnose(rules.TEMPLATE_VALUES, parameters, errors, ("spec", "values"), doc.locate,
@@ -235,7 +235,10 @@ def _depth(sm: SourceMap, path: Path_) -> int:
 # --- tasks -------------------------------------------------------------------
 
 
-def _resolve_task(view: WorkflowView, graph: TaskGraph, name: str, catalog: Catalog) -> tuple[dict[str, Any], list[Diagnostic]]:
+def _resolve_task(view: WorkflowView, graph: TaskGraph, name: str, catalog: Catalog,
+                  settle: bool) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Check a task's references; with ``settle`` (the workflow matched its schema,
+    so every type is right) also build its resolved form."""
     node = graph.tasks[name]
     body = node.body
     if not isinstance(body.get("component"), str) or not isinstance(body.get("with", {}), dict):
@@ -253,6 +256,8 @@ def _resolve_task(view: WorkflowView, graph: TaskGraph, name: str, catalog: Cata
     with_ = _with_defaults(body.get("with") or {}, inputs)
     out = _check_inputs(view, node.path, component, with_)
     out += _check_callable(view, node.path, component, with_)
+    if not settle:
+        return {}, out
     task = {
         "group": node.group,
         "description": body.get("description", ""),
@@ -286,11 +291,18 @@ def _task_settings(task: dict[str, Any], workflow: dict[str, Any], component: di
 def _with_defaults(with_: dict[str, Any], inputs: Any) -> dict[str, Any]:
     """Fill top-level ``default``s of the component's inputs schema into ``with:``."""
     result = copy.deepcopy(with_)
-    if isinstance(inputs, dict):
-        for key, prop in (inputs.get("properties") or {}).items():
-            if isinstance(prop, dict) and "default" in prop and key not in result:
-                result[key] = copy.deepcopy(prop["default"])
+    for key, default in _property_defaults(inputs).items():
+        result.setdefault(key, default)
     return result
+
+
+def _property_defaults(schema: Any) -> dict[str, Any]:
+    """The ``default`` of each top-level property of a user-written schema (any shape)."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return {}
+    return {key: copy.deepcopy(prop["default"]) for key, prop in properties.items()
+            if isinstance(prop, dict) and "default" in prop}
 
 
 def _check_inputs(view: WorkflowView, path: Path_, component: Document, with_: dict[str, Any]) -> list[Diagnostic]:

@@ -77,7 +77,7 @@ def cron_facts(cron: str) -> tuple[str | None, timedelta | None]:
 def valid_timezone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder, an over-long name
         return False
     return True
 
