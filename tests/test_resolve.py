@@ -140,7 +140,7 @@ defaults: {component_defaults}
     doc = workflow(spec=f"""
 defaults: {defaults}
 tasks:
-  - {{name: hello, component: tuned{', ' + task if task else ''}}}
+  - {{name: hello, component: tuned, with: {{command: echo}}{', ' + task if task else ''}}}
 """)
     return {"components/tuned.yaml": comp, W: doc}
 

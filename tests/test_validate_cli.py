@@ -208,11 +208,12 @@ def test_repo_that_is_not_a_directory_is_a_usage_error(tmp_path: Path, run_cli) 
 # --- --changed-since -----------------------------------------------------------------------
 
 
+USES_OTHER = "{name: hello, component: other, with: {command: echo}}"
 CHANGED_REPO = {
     "components/bash.yaml": BASH_COMPONENT,
     "components/other.yaml": component("other", "type: bash\ninputs: {type: object}\n"),
     "workflows/uses-bash.yaml": workflow("uses-bash"),
-    "workflows/uses-other.yaml": workflow("uses-other", spec="tasks:\n  - {name: hello, component: other}\n"),
+    "workflows/uses-other.yaml": workflow("uses-other", spec=f"tasks:\n  - {USES_OTHER}\n"),
     "workflows/broken.yaml": broken("broken"),  # broken but unchanged: not in a --changed-since report
 }
 STRICTER_BASH = BASH_COMPONENT.replace("required: [command]", "required: [command, cwd]").replace(
@@ -244,7 +245,7 @@ def test_changed_since_covers_a_changed_component_and_its_users(make_repo, run_c
 def test_changed_since_covers_a_changed_workflow_and_what_it_references(make_repo, run_cli) -> None:
     root, _ = committed_repo(make_repo)
     (root / "workflows" / "uses-other.yaml").write_text(
-        workflow("uses-other", spec="tasks:\n  - {name: hello, component: other}\n  - {name: bye, component: othr}\n"))
+        workflow("uses-other", spec=f"tasks:\n  - {USES_OTHER}\n  - {{name: bye, component: othr}}\n"))
     exit_code, report = run_cli(root, "--changed-since", "HEAD")
     assert exit_code == 1
     assert [(d["file"], d["rule"]) for d in report["diagnostics"]] == [("workflows/uses-other.yaml", "WF400")]

@@ -507,5 +507,51 @@ def _print_status(state: State, output: str, result: dict[str, Any]) -> None:
     click.echo("\n".join(lines))
 
 
+# --- Airflow ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), help="Folder (default: .wfctl/dags).")
+@pass_state
+def render(state: State, out: Path | None) -> None:
+    """Render the repo's workflows as Airflow DAG files."""
+    from wfctl.render import render_repo
+
+    config = state.config()
+    folder = out or config.root / ".wfctl" / "dags"
+    written = render_repo(config, folder)
+    click.echo(f"Rendered {len(written)} DAG file(s) into {folder}.")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--next", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many runs.")
+@output_option("text", "json")
+@pass_state
+def schedule(state: State, name: str, count: int, output: str) -> None:
+    """The next run times of NAME in its timezone (the repo's definition, else the deployed one)."""
+    from wfctl.deploy import validated
+    from wfctl.schedules import next_runs
+
+    config = state.config()
+    workflow = validated(config).workflows.get(_checked_name(name))
+    if workflow is not None:
+        definition, where = workflow.definition, workflow.source_path
+    else:
+        from wfctl import manual
+
+        shown = manual.effective_definition(state.open_store(config), name)
+        definition, where = shown["definition"], f"{shown['source']} version {shown['version']}"
+    plan = definition["spec"]["schedule"]
+    runs = next_runs(plan, count)
+    if output == "json":
+        state.echo_json({"name": name, "from": where, "schedule": plan, "next_runs": runs})
+    elif plan is None:
+        click.echo(f"{name} has no schedule: it runs only when triggered (`wfctl run {name}`).")
+    else:
+        click.echo(f"{name}: {plan['cron']} in {plan['timezone']} ({where})")
+        click.echo("\n".join(f"  {run}" for run in runs) or "  no more runs (past end_date)")
+
+
 def main() -> None:
     cli(prog_name="wfctl")

@@ -45,7 +45,16 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return str(self.values["store"] or self.root / LOCAL_STORE)
+        """A relative directory in wfctl.yaml is relative to the repo root; from a
+        flag or the environment, relative to the working directory."""
+        url = self.values["store"]
+        if not url:
+            return str(self.root / LOCAL_STORE)
+        url = str(url)
+        if "://" in url or Path(url).is_absolute():
+            return url
+        base = self.root if self.sources["store"] == CONFIG_FILE else Path.cwd()
+        return str(base / url)
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Each setting with its source; secrets are redacted, never printed."""

@@ -18,6 +18,7 @@ from typing import Any
 from wfctl import gitinfo
 from wfctl.bundle import ACTIONS, Draft, Entry, Manifest, Pointer, Source, changes_between, sha256
 from wfctl.config import Config
+from wfctl.dagsync import heal
 from wfctl.errors import (
     CONFLICT,
     DIRTY_TREE,
@@ -30,7 +31,6 @@ from wfctl.errors import (
     WfError,
 )
 from wfctl.model import canonical_json
-from wfctl.overrides import refresh
 from wfctl.plan import Base, Plan, compute, load_saved
 from wfctl.store.base import Store
 from wfctl.validate import Validation, validate
@@ -156,7 +156,7 @@ def publish(config: Config, store: Store, options: PublishOptions, warn: Warn) -
     source = Source(store)
     saved = _read_plan(options.plan_file) if options.plan_file else None
     if not options.dry_run:
-        refresh(store)  # self-healing, even when this publish turns out a no-op
+        heal(config, store)  # self-healing, even when this publish turns out a no-op
     base, pointer, live = store_base(source)
     _check_expected(base, options.expect_version, saved)
     _check_order(config, live, git, options.force, warn)
@@ -171,7 +171,7 @@ def publish(config: Config, store: Store, options: PublishOptions, warn: Warn) -
     manifest = source.commit(pointer, live, draft)
     if manifest is not None:
         outcome.published, outcome.version = True, manifest.version
-        refresh(store)
+        heal(config, store)
     return outcome
 
 
@@ -264,13 +264,13 @@ def _draft_from_saved(saved: dict[str, Any]) -> Draft:
 def rollback(config: Config, store: Store, to: int) -> Outcome:
     """A new version whose content equals version ``to`` (history stays linear)."""
     source = Source(store)
-    refresh(store)
+    heal(config, store)
     base, pointer, live = store_base(source)
     target = source.manifest(to)
     draft = Draft(dict(target.workflows), {}, gitinfo.publisher(config.root), None,
                   changes_between(live.digests if live else {}, target.digests), extra={"rollback_to": to})
     manifest = source.commit(pointer, live, draft)
-    refresh(store)
+    heal(config, store)
     unchanged = len(target.workflows) - len(draft.summary["create"]) - len(draft.summary["update"])
     if manifest is None:
         return Outcome(False, base.version, base.version, draft.summary, unchanged)

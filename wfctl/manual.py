@@ -13,10 +13,11 @@ from typing import Any
 from wfctl import gitinfo
 from wfctl.bundle import Draft, Entry, Manifest, Source, changes_between, utc_now
 from wfctl.config import Config
+from wfctl.dagsync import heal
 from wfctl.deploy import Outcome
 from wfctl.errors import ALREADY_EXISTS, MANAGED_BY_CODE, NOT_FOUND, OVERRIDDEN, USAGE, ValidationFailed, WfError
 from wfctl.names import check_name
-from wfctl.overrides import Live, Row, read_live, refresh, write_state
+from wfctl.overrides import Live, Row, read_live, write_state
 from wfctl.schedules import next_runs
 from wfctl.store.base import Store
 from wfctl.validate import validate_files
@@ -48,7 +49,7 @@ def _labels(config: Config, files: list[Path]) -> list[str]:
 def register(config: Config, store: Store, files: list[Path], force: bool) -> Outcome:
     """Validate the files' workflows, then publish them as a new MANUAL version."""
     labels = _labels(config, files)
-    refresh(store)
+    heal(config, store)
     validation = validate_files(config, labels)
     if validation.report.errors:
         raise ValidationFailed(validation.report, config.root)
@@ -74,7 +75,7 @@ def register(config: Config, store: Store, files: list[Path], force: bool) -> Ou
 def unregister(config: Config, store: Store, name: str) -> Outcome:
     """Remove a name from the live MANUAL set; its versions stay in the store."""
     check_name(name)
-    live = refresh(store)
+    live = heal(config, store)
     if live.code and name in live.code.workflows:
         raise WfError(MANAGED_BY_CODE, f"{name!r} is managed in git (CODE version {live.code.version})",
                       "managed in git: delete it there and publish")
@@ -91,7 +92,7 @@ def _commit_manual(config: Config, store: Store, live: Live, entries: dict[str, 
     summary = changes_between(before, after)
     draft = Draft(entries, payloads, _who(config), None, summary)
     manifest = Source(store, "MANUAL").commit(live.pointers["MANUAL"], live.manual, draft)
-    refresh(store)
+    heal(config, store)
     unchanged = len(after) - len(summary["create"]) - len(summary["update"])
     previous = live.manual.version if live.manual else None
     if manifest is None:
@@ -105,7 +106,7 @@ def _commit_manual(config: Config, store: Store, live: Live, entries: dict[str, 
 def set_paused(config: Config, store: Store, name: str, paused: bool, source: str | None = None) -> dict[str, Any]:
     """Pause or unpause the effective workflow of ``name`` (or its MANUAL registration)."""
     check_name(name)
-    live = refresh(store)
+    live = heal(config, store)
     target = _target(live, name, source)
     state = live.state
     key = state.key(target.source, name)
@@ -114,7 +115,7 @@ def set_paused(config: Config, store: Store, name: str, paused: bool, source: st
     else:
         state.paused.pop(key, None)
     write_state(store, state)
-    refresh(store)
+    heal(config, store)
     return status(store, name, source=target.source)
 
 
@@ -194,3 +195,17 @@ def _reason(live: Live, row: Row, pause: dict[str, str] | None) -> str:
     if row.source == "MANUAL":
         return f"registered manually ({where}); no CODE workflow has this name"
     return f"managed in git ({where})"
+
+
+def effective_definition(store: Store, name: str) -> dict[str, Any]:
+    """The effective (CODE, else MANUAL) definition of a live workflow."""
+    check_name(name)
+    live = read_live(store)
+    row = live.effective().get(name)
+    if row is None:
+        raise WfError(NOT_FOUND, f"no workflow is named {name!r}, in the repo or live", "see `wfctl list`")
+    manifest = live.code if row.source == "CODE" else live.manual
+    assert manifest is not None
+    entry = manifest.workflows[name]
+    return {"name": name, "source": row.source, "version": row.version, "sha256": row.sha256,
+            "definition": Source(store, row.source).definition(entry)}

@@ -12,6 +12,7 @@ re-reads the pointers and tries again.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,16 +78,19 @@ class Row:
     sha256: str
     owner: str
     schedule: str | None
+    changed_version: int | None = None  # the version in which this content last changed
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "status": self.status, "version": self.version,
-                "sha256": self.sha256, "owner": self.owner, "schedule": self.schedule}
+                "sha256": self.sha256, "owner": self.owner, "schedule": self.schedule,
+                "changed_version": self.changed_version}
 
 
 @dataclass
 class Live:
     """The live manifests of both sources and the operator state, read together."""
 
+    store: Store
     code: Manifest | None
     manual: Manifest | None
     state: OperatorState
@@ -112,7 +116,8 @@ class Live:
                     status = "overridden"
                 else:
                     status = "paused" if self.state.is_paused(source, name) else "active"
-                out.append(Row(name, source, status, manifest.version, entry.sha256, entry.owner, entry.schedule))
+                changed = (entry.changed or {}).get("version", manifest.version)
+                out.append(Row(name, source, status, manifest.version, entry.sha256, entry.owner, entry.schedule, changed))
         return sorted(out, key=lambda r: (r.name, r.source))
 
     def effective(self) -> dict[str, Row]:
@@ -123,15 +128,16 @@ def read_live(store: Store) -> Live:
     """Pointers and manifests of both sources plus state: five small reads."""
     code_pointer, code = Source(store, "CODE").live()
     manual_pointer, manual = Source(store, "MANUAL").live()
-    return Live(code, manual, read_state(store), {"CODE": code_pointer, "MANUAL": manual_pointer})
+    return Live(store, code, manual, read_state(store), {"CODE": code_pointer, "MANUAL": manual_pointer})
 
 
-def effective_document(live: Live) -> dict[str, Any]:
+def effective_document(live: Live, dags: str | None = None) -> dict[str, Any]:
     code_version = live.code.version if live.code else None
     return {
         "format": EFFECTIVE_FORMAT,
         "computed_from": live.versions,
         "computed_at": utc_now(),
+        "dags": dags,
         "workflows": {
             name: {
                 "source": row.source,
@@ -141,6 +147,7 @@ def effective_document(live: Live) -> dict[str, Any]:
                 "status": row.status,
                 "owner": row.owner,
                 "schedule": row.schedule,
+                "changed_version": row.changed_version,
             }
             for name, row in live.effective().items()
         },
@@ -155,26 +162,44 @@ def _newer_or_equal(a: dict[str, int | None], b: dict[str, int | None]) -> bool:
     return all((a.get(k) or 0) >= (b.get(k) or 0) for k in ("code", "manual", "state"))
 
 
-def refresh(store: Store, on_change: Any = None) -> Live:
+Sync = Callable[[dict[str, Any] | None, Live, set[str]], set[str]]
+
+
+def refresh(store: Store, on_change: Sync | None = None, dags: str | None = None) -> Live:
     """Bring ``effective/`` up to date with the live pointers (self-healing).
 
-    A no-op when it already matches. ``on_change(previous_doc, live)`` runs
-    before the view is swapped in (it writes the rendered DAG files), so a crash
-    leaves an older view that the next command heals.
+    A no-op when the view already matches. ``on_change(previous_view, live,
+    redo)`` updates the DAG files before the view is swapped in, so a crash
+    leaves an older view that the next command heals. When the swap loses a
+    race, the files this attempt wrote are redone from fresher pointers, so a
+    slower writer never leaves its older files behind.
     """
+    redo: set[str] = set()
     for _ in range(ATTEMPTS):
         live = read_live(store)
         blob = store.get(EFFECTIVE_KEY)
-        current = json.loads(blob.data) if blob else None
-        if current and current.get("computed_from") == live.versions:
+        current = _view(blob.data) if blob else None
+        fresh = current is not None and current.get("computed_from") == live.versions and current.get("dags") == dags
+        if fresh and not redo:
             return live
         if current and not _newer_or_equal(live.versions, current.get("computed_from", {})):
             continue  # someone computed from newer pointers than we read: re-read
         if on_change:
-            on_change(current, live)
+            redo = on_change(current, live, redo)
+        if fresh:
+            return live
         try:
-            store.put_if_match(EFFECTIVE_KEY, canonical_json(effective_document(live)), blob.etag if blob else None)
+            store.put_if_match(EFFECTIVE_KEY, canonical_json(effective_document(live, dags)), blob.etag if blob else None)
             return live
         except ConflictError:
             continue
     raise WfError(CONFLICT, "effective/current.json kept changing underneath", "re-run the command; it heals the view")
+
+
+def _view(data: bytes) -> dict[str, Any] | None:
+    """The stored view, or None if it is unreadable (then it is simply rebuilt)."""
+    try:
+        view = json.loads(data)
+    except ValueError:
+        return None
+    return view if isinstance(view, dict) and view.get("format") == EFFECTIVE_FORMAT else None

@@ -108,7 +108,25 @@ def resolve_workflow(doc: Document, catalog: Catalog) -> tuple[ResolvedWorkflow 
     if out or not valid:
         return None, out
     definition = _definition(view, graph, tasks, doc)
+    out += _renderable(view, graph, definition)
+    if out:
+        return None, out
     return ResolvedWorkflow(doc.name, doc.file, definition), out
+
+
+def _renderable(view: WorkflowView, graph: TaskGraph, definition: dict[str, Any]) -> list[Diagnostic]:
+    """WF407: every deployed workflow becomes an Airflow DAG, so find out now, not at deploy."""
+    from wfctl.airflow_render import RenderError, dag_data
+
+    try:
+        dag_data(definition, source="CODE", version=None, sha256="")
+    except RenderError as exc:
+        kind, name = exc.where or ("", "")
+        node = graph.tasks.get(name) if kind == "task" else None
+        path = (*node.path, "component") if node else ("spec", "params", name) if kind == "param" else ("metadata", "name")
+        file, pos = view.locate(path, key=kind == "param")
+        return [rules.AIRFLOW_RENDER.at(file, pos, exc.message, exc.hint)]
+    return []
 
 
 # --- templates -------------------------------------------------------------

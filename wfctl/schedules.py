@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,10 +10,12 @@ from wfctl.rules.schedule import parse_date
 
 
 def next_runs(schedule: dict[str, Any] | None, count: int = 3, after: datetime | None = None) -> list[str]:
-    """ISO times of the next ``count`` runs, honouring start and end dates.
+    """ISO times at which the next ``count`` runs start, as Airflow schedules them.
 
-    A run at the schedule's start boundary counts; none are returned past
-    ``end_date`` or for a workflow without a schedule.
+    The rendered DAGs use data intervals: the run for the interval that starts at
+    one cron tick starts at the next tick. So the first run starts one interval
+    after ``start_date``, and the last covers the interval starting at or before
+    ``end_date``. A workflow without a schedule has no runs.
     """
     if not schedule:
         return []
@@ -23,15 +25,20 @@ def next_runs(schedule: dict[str, Any] | None, count: int = 3, after: datetime |
     now = (after or datetime.now(UTC)).astimezone(tz)
     start = _bound(schedule.get("start_date"), tz, end=False)
     end = _bound(schedule.get("end_date"), tz, end=True)
-    base = max(now, start) if start else now
-    it = croniter(schedule["cron"], base)
+    cron = _CRON_ALIASES.get(schedule["cron"], schedule["cron"])
+    interval_start: datetime = croniter(cron, now).get_prev(datetime)  # the interval that is open now
+    if start and interval_start < start:
+        interval_start = croniter(cron, start - timedelta(microseconds=1)).get_next(datetime)
+    it = croniter(cron, interval_start)
     runs: list[str] = []
-    while len(runs) < count:
-        when: datetime = it.get_next(datetime)
-        if end and when > end:
-            break
-        runs.append(when.isoformat())
+    while len(runs) < count and not (end and interval_start > end):
+        run_at: datetime = it.get_next(datetime)
+        runs.append(run_at.isoformat())
+        interval_start = run_at
     return runs
+
+
+_CRON_ALIASES = {"@annually": "@yearly", "@midnight": "@daily"}
 
 
 def _bound(value: str | None, tz: ZoneInfo, end: bool) -> datetime | None:

@@ -57,6 +57,10 @@ INVALID_INPUTS_SCHEMA = Rule(
     "WF405", "invalid-inputs-schema", "error", "A component's inputs (or a template's parameters) is not a valid JSON Schema.",
 )
 INVALID_CALLABLE = Rule("WF406", "invalid-callable", "error", "A python callable is not written as module:function.")
+AIRFLOW_RENDER = Rule(
+    "WF407", "airflow-render", "error",
+    "The workflow cannot be rendered as an Airflow DAG (a component type with no operator, a bad scheduled param).",
+)
 INVALID_CRON = Rule("WF500", "invalid-cron", "error", "The schedule's cron expression does not parse.")
 INVALID_TIMEZONE = Rule("WF501", "invalid-timezone", "error", "The schedule's timezone is not an IANA timezone name.")
 DATE_ORDER = Rule("WF502", "date-order", "error", "end_date is before start_date (or a date does not parse).")
@@ -67,6 +71,6 @@ RULES: dict[str, Rule] = _catalogue(
     YAML_SYNTAX, DUPLICATE_KEY, AMBIGUOUS_SCALAR, ALIAS_LIMIT, FILE_TOO_LARGE, ENCODING, TOO_DEEP,
     TOO_MANY_DOCUMENTS, UNKNOWN_KIND, UNSUPPORTED_TAG, SCHEMA, UNKNOWN_DEPENDENCY, SELF_DEPENDENCY,
     DUPLICATE_DEPENDENCY, CYCLE, DUPLICATE_TASK, EMPTY_WORKFLOW, UNKNOWN_COMPONENT, UNKNOWN_TEMPLATE,
-    TEMPLATE_VALUES, COMPONENT_INPUTS, UNRESOLVED_PLACEHOLDER, INVALID_INPUTS_SCHEMA, INVALID_CALLABLE,
+    TEMPLATE_VALUES, COMPONENT_INPUTS, UNRESOLVED_PLACEHOLDER, INVALID_INPUTS_SCHEMA, INVALID_CALLABLE, AIRFLOW_RENDER,
     INVALID_CRON, INVALID_TIMEZONE, DATE_ORDER, FREQUENT_SCHEDULE, DUPLICATE_NAME,
 )
