@@ -102,8 +102,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, time
 from functools import cache
 from typing import Any
@@ -173,13 +171,15 @@ def py_literal(value: Any, level: int = 0) -> str:
                       "render a definition produced by `wfctl validate` (resolved, canonical JSON)")
 
 
-def dag_data(definition: dict[str, Any], *, source: str, version: int | None, sha256: str) -> dict[str, Any]:
-    """The Airflow-shaped data a rendered file embeds (every rendering decision is taken here)."""
-    try:  # only JSON values can be written as a Python literal that reads back the same
-        json.dumps(definition, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise RenderError(f"the definition is not plain JSON data: {exc}",
-                          "render a definition produced by `wfctl validate` (resolved, canonical JSON)") from exc
+def dag_data(definition: dict[str, Any], *, source: str, version: int | None, sha256: str,
+             trusted: bool = False) -> dict[str, Any]:
+    """The Airflow-shaped data a rendered file embeds (every rendering decision is taken here).
+
+    ``trusted``: the definition was just built by wfctl's resolver, so it is known
+    to be plain JSON data (validation renders every workflow and skips the check).
+    """
+    if not trusted:
+        _check_json(definition)
     meta = definition.get("metadata") or {}
     spec = definition.get("spec") or {}
     name = meta.get("name")
@@ -194,6 +194,14 @@ def dag_data(definition: dict[str, Any], *, source: str, version: int | None, sh
         "groups": {g: {"tooltip": group.get("description") or ""} for g, group in sorted(groups.items())},
         "tasks": {t: _task(name, t, task, tasks, skippable) for t, task in sorted(tasks.items())},
     }
+
+
+def _check_json(definition: dict[str, Any]) -> None:
+    try:  # only JSON values can be written as a Python literal that reads back the same
+        json.dumps(definition, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RenderError(f"the definition is not plain JSON data: {exc}",
+                          "render a definition produced by `wfctl validate` (resolved, canonical JSON)") from exc
 
 
 # --- workflow level -------------------------------------------------------------------------
@@ -269,8 +277,11 @@ def _param(workflow: str, name: str, param: dict[str, Any], *, scheduled: bool) 
     if "default" in param:
         out["default"] = param["default"]
     if scheduled:  # Airflow refuses to load a scheduled DAG whose params do not resolve
-        with _blame("param", name):
+        try:
             _check_param_default(workflow, name, param, schema)
+        except RenderError as exc:
+            exc.where = ("param", name)
+            raise
     return out
 
 
@@ -294,22 +305,15 @@ def _param_validator(schema_json: str) -> Any:
     return jsonschema_rs.validator_for(json.loads(schema_json), validate_formats=True)
 
 
-@contextmanager
-def _blame(kind: str, name: str) -> Iterator[None]:
-    """Tag render errors with the part of the definition at fault (for validation)."""
-    try:
-        yield
-    except RenderError as exc:
-        exc.where = exc.where or (kind, name)
-        raise
-
-
 # --- tasks ----------------------------------------------------------------------------------
 
 
 def _task(workflow: str, name: str, task: dict[str, Any], tasks: dict[str, Any], skippable: set[str]) -> dict[str, Any]:
-    with _blame("task", name):
+    try:
         kind, args = _operator(workflow, name, task)
+    except RenderError as exc:
+        exc.where = exc.where or ("task", name)
+        raise
     upstream = sorted(set(task.get("depends_on") or []))
     for up in upstream:
         if up not in tasks:

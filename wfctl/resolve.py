@@ -14,6 +14,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -82,15 +83,36 @@ def index(documents: Iterable[Document]) -> tuple[Catalog, list[Diagnostic]]:
     return catalog, out
 
 
-def resolve(documents: list[Document]) -> Resolution:
+def resolve(documents: list[Document], pool: Executor | None = None, chunks: int = 1) -> Resolution:
+    """Resolve every workflow; with a process ``pool``, in ``chunks`` shipped to it
+    with just the components and templates they may reference."""
     catalog, out = index(documents)
+    docs = list(catalog.by_kind[WORKFLOW].values())
+    if pool is None or chunks <= 1:
+        results = resolve_chunk(docs, catalog)
+    else:
+        shared = Catalog({WORKFLOW: {}, COMPONENT: catalog.by_kind[COMPONENT], TEMPLATE: catalog.by_kind[TEMPLATE]})
+        size = -(-len(docs) // chunks)
+        parts = [docs[i:i + size] for i in range(0, len(docs), size)]
+        results = [r for part in pool.map(resolve_chunk, parts, [shared] * len(parts)) for r in part]
     workflows: dict[str, ResolvedWorkflow] = {}
-    for name, doc in catalog.by_kind[WORKFLOW].items():
-        resolved, problems = resolve_workflow(doc, catalog)
+    for name, resolved, problems in results:
         out += problems
         if resolved is not None:
             workflows[name] = resolved
     return Resolution(catalog, workflows, out)
+
+
+def resolve_chunk(docs: list[Document], catalog: Catalog) -> list[tuple[str, ResolvedWorkflow | None, list[Diagnostic]]]:
+    """Resolve some workflows (in a worker process, or in-line); digests are computed
+    here too, so the parent receives them ready."""
+    out = []
+    for doc in docs:
+        resolved, problems = resolve_workflow(doc, catalog)
+        if resolved is not None:
+            _ = resolved.sha256
+        out.append((doc.name, resolved, problems))
+    return out
 
 
 def resolve_workflow(doc: Document, catalog: Catalog) -> tuple[ResolvedWorkflow | None, list[Diagnostic]]:
@@ -119,7 +141,7 @@ def _renderable(view: WorkflowView, graph: TaskGraph, definition: dict[str, Any]
     from wfctl.airflow_render import RenderError, dag_data
 
     try:
-        dag_data(definition, source="CODE", version=None, sha256="")
+        dag_data(definition, source="CODE", version=None, sha256="", trusted=True)
     except RenderError as exc:
         kind, name = exc.where or ("", "")
         node = graph.tasks.get(name) if kind == "task" else None
@@ -307,15 +329,18 @@ def _task_settings(task: dict[str, Any], workflow: dict[str, Any], component: di
 
 
 def _with_defaults(with_: dict[str, Any], inputs: Any) -> dict[str, Any]:
-    """Fill top-level ``default``s of the component's inputs schema into ``with:``."""
-    result = copy.deepcopy(with_)
+    """Fill top-level ``default``s of the component's inputs schema into ``with:``
+    (a new mapping; nested values are shared with the loaded document, which
+    nothing mutates)."""
+    result = dict(with_)
     for key, default in _property_defaults(inputs).items():
         result.setdefault(key, default)
     return result
 
 
 def _property_defaults(schema: Any) -> dict[str, Any]:
-    """The ``default`` of each top-level property of a user-written schema (any shape)."""
+    """The ``default`` of each top-level property of a user-written schema (any shape);
+    copies, so that no two resolved workflows share a mutable default."""
     properties = schema.get("properties") if isinstance(schema, dict) else None
     if not isinstance(properties, dict):
         return {}
@@ -360,8 +385,16 @@ def _validator(schema_json: str) -> Any:
         return None
 
 
+_COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
 def _errors(schema: dict[str, Any], instance: Any) -> list[Any]:
-    validator = _validator(_key(schema))
+    """Errors of ``instance``; the schema's compiled validator is found by identity
+    first (one component's inputs serve all its tasks), by content second."""
+    hit = _COMPILED.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = _COMPILED[id(schema)] = (schema, _validator(_key(schema)))
+    validator = hit[1]
     return list(validator.iter_errors(instance)) if validator else []
 
 
