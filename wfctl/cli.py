@@ -194,13 +194,14 @@ def validate(state: State, paths: tuple[Path, ...], output: str, strict: bool, c
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option("--ci", "ci", type=click.Choice(["github"]), help="Also write CI workflows (PR checks and deploys).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @pass_state
-def init(state: State, directory: Path, force: bool) -> None:
-    """Scaffold a workflows repo that validates clean."""
+def init(state: State, directory: Path, ci: str | None, force: bool) -> None:
+    """Scaffold a workflows repo that validates clean (editor schemas included)."""
     from wfctl import scaffold
 
-    for path in scaffold.init(directory, force=force):
+    for path in scaffold.init(directory, force=force, ci=ci):
         state.log(f"wrote {path}", level=0)
 
 
@@ -551,6 +552,40 @@ def schedule(state: State, name: str, count: int, output: str) -> None:
     else:
         click.echo(f"{name}: {plan['cron']} in {plan['timezone']} ({where})")
         click.echo("\n".join(f"  {run}" for run in runs) or "  no more runs (past end_date)")
+
+
+# --- tooling ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("kind", required=False, type=click.Choice(["workflow", "component", "workflowtemplate"], case_sensitive=False))
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), help="Write every schema into a folder.")
+def schema(kind: str | None, out: Path | None) -> None:
+    """Print the JSON Schema of a document kind (for editors), or write them all."""
+    from wfctl import schemas
+
+    if out is not None:
+        for path in schemas.write_all(out):
+            click.echo(f"wrote {path}", err=True)
+        return
+    chosen = schemas.kind_named(kind or "workflow")
+    click.echo(json.dumps(schemas.schema(chosen), indent=2, ensure_ascii=False))
+
+
+@cli.command("config")
+@output_option("text", "json")
+@pass_state
+def config_command(state: State, output: str) -> None:
+    """The effective configuration and where each value came from (secrets redacted)."""
+    config = state.config()
+    described = {"repo": {"value": str(config.root), "source": "flag" if state.repo else "git root"},
+                 "store_url": {"value": config.store_url, "source": config.sources["store"]},
+                 **config.describe()}
+    if output == "json":
+        state.echo_json(described)
+        return
+    for key, item in described.items():
+        click.echo(f"{key:<18} {item['value']!s:<50} ({item['source']})")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from wfctl.errors import ALREADY_EXISTS, WfError
@@ -60,15 +61,36 @@ spec:
     timeout_seconds: 300
 """,
     ".gitignore": """\
-# wfctl's local store and cache: never commit them
-.wfctl/
+# wfctl's local store and cache: never commit them (the editor schemas, yes)
+.wfctl/*
+!.wfctl/schemas/
+""",
+    ".vscode/settings.json": """\
+{
+  "yaml.schemas": {
+    "./.wfctl/schemas/workflow.schema.json": ["workflows/**/*.yaml", "workflows/**/*.yml"],
+    "./.wfctl/schemas/component.schema.json": ["components/**/*.yaml", "components/**/*.yml"],
+    "./.wfctl/schemas/workflowtemplate.schema.json": ["templates/**/*.yaml", "templates/**/*.yml"]
+  }
+}
 """,
 }
+CI_FILES = {"github": ("wfctl-pr.yml", "wfctl-deploy.yml")}
+CI_TEMPLATES = Path(__file__).with_name("ci_templates")
 
 
-def init(directory: Path, force: bool = False) -> list[Path]:
-    """Write the scaffold; refuses to overwrite anything unless ``force``."""
+def init(directory: Path, force: bool = False, ci: str | None = None) -> list[Path]:
+    """Write the scaffold (and CI workflows for ``ci``); refuses to overwrite
+    anything unless ``force``. Editor schemas go to ``.wfctl/schemas/``, which
+    ``.vscode/settings.json`` maps to the document folders."""
+    from wfctl.schemas import SCHEMA_FILES, schema
+
     targets = {directory / rel: text for rel, text in FILES.items()}
+    for kind, file_name in SCHEMA_FILES.items():
+        targets[directory / ".wfctl" / "schemas" / file_name] = json.dumps(schema(kind), indent=2) + "\n"
+    if ci:
+        for name in CI_FILES[ci]:
+            targets[directory / ".github" / "workflows" / name] = (CI_TEMPLATES / ci / name).read_text("utf-8")
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing)

@@ -42,3 +42,19 @@ def validator(kind: str) -> Any:
 def fingerprint() -> str:
     """Changes whenever a schema changes; part of every cache key."""
     return "|".join(json.dumps(schema(kind), sort_keys=True) for kind in SCHEMA_FILES)
+
+
+def kind_named(name: str) -> str:
+    """``workflow`` -> ``Workflow``: the CLI spells kinds in lower case."""
+    return {k.lower(): k for k in SCHEMA_FILES}[name.lower()]
+
+
+def write_all(folder: Path) -> list[Path]:
+    """Copy the schemas into a folder (editors resolve them by path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, file_name in SCHEMA_FILES.items():
+        target = folder / file_name
+        target.write_text(json.dumps(schema(kind), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
