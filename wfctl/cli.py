@@ -437,10 +437,11 @@ def _pause_command(paused: bool) -> Callable[..., None]:
     @output_option("text", "json")
     @pass_state
     def command(state: State, name: str, source: str | None, output: str) -> None:
-        from wfctl import manual
+        from wfctl import manual, operations
 
         config = state.config()
         result = manual.set_paused(config, state.open_store(config), name, paused, source.upper() if source else None)
+        result["airflow_updated"] = operations.propagate_pause(config, name, paused)
         _print_status(state, output, result)
 
     command.__doc__ = f"{verb.capitalize()} the effective workflow NAME (operator state survives deploys)."
@@ -552,6 +553,93 @@ def schedule(state: State, name: str, count: int, output: str) -> None:
     else:
         click.echo(f"{name}: {plan['cron']} in {plan['timezone']} ({where})")
         click.echo("\n".join(f"  {run}" for run in runs) or "  no more runs (past end_date)")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A run parameter (checked against the workflow's params).")
+@click.option("--conf", "conf", metavar="JSON", help="Extra run conf as a JSON object.")
+@click.option("--logical-date", help="ISO date-time of the run (default: now, so {{ ds }} works).")
+@output_option("text", "json")
+@pass_state
+def run(state: State, name: str, params: tuple[str, ...], conf: str | None, logical_date: str | None, output: str) -> None:
+    """Trigger a run of the live workflow NAME in Airflow."""
+    from wfctl import operations
+    from wfctl.airflow_client import parse_conf, parse_param_args
+
+    config = state.config()
+    result = operations.trigger(config, state.open_store(config), name, parse_param_args(params), parse_conf(conf),
+                                logical_date)
+    if output == "json":
+        state.echo_json(result)
+    else:
+        click.echo(f"Started run {result['run_id']} of {name} ({result['state']}); it records {result['wfctl']}.")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--from", "start", required=True, metavar="DATE", help="First logical date (inclusive).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last logical date (inclusive).")
+@click.option("--dry-run", is_flag=True, help="List the dates that would run.")
+@click.option("--max-active-runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once (1 keeps dates in order).")
+@output_option("text", "json")
+@pass_state
+def backfill(state: State, name: str, start: str, end: str, dry_run: bool, max_active_runs: int, output: str) -> None:
+    """Run NAME for every scheduled date between --from and --to."""
+    from wfctl import operations
+
+    config = state.config()
+    result = operations.backfill(config, state.open_store(config), name, start, end, dry_run=dry_run,
+                                 max_active_runs=max_active_runs)
+    if output == "json":
+        state.echo_json(result)
+    elif dry_run:
+        click.echo("\n".join([f"Would run {name} for:", *(f"  {d}" for d in result["logical_dates"])]))
+    else:
+        click.echo(f"Backfill {result.get('id')} of {name} created for {start} .. {end}.")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("run_id")
+@output_option("text", "json")
+@pass_state
+def stop(state: State, name: str, run_id: str, output: str) -> None:
+    """Stop a running run (marks it failed; Airflow kills its tasks)."""
+    from wfctl import operations
+
+    result = operations.stop(state.config(), name, run_id)
+    if output == "json":
+        state.echo_json(result)
+    else:
+        click.echo(f"{run_id}: {'stopped' if result.get('stopped') else 'already finished (' + str(result.get('state')) + ')'}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("run_id", required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=25, show_default=True)
+@output_option("text", "json")
+@pass_state
+def runs(state: State, name: str, run_id: str | None, limit: int, output: str) -> None:
+    """Run history of NAME (with the definition each run used), or one run's task states."""
+    from wfctl import operations
+
+    result = operations.runs(state.config(), name, run_id, limit)
+    if output == "json":
+        state.echo_json(result)
+        return
+    if run_id is None:
+        for r in result["runs"]:
+            used = r.get("wfctl") or {}
+            click.echo(f"{r['run_id']:<48} {r['state'] or '-':<8} {r.get('start_date') or '-':<26} "
+                       f"{used.get('source', '-')} v{used.get('version', '-')}")
+        return
+    r = result["run"]
+    click.echo(f"{r['run_id']}: {r['state']} (started {r.get('start_date')}, ended {r.get('end_date')})")
+    for t in result["tasks"]:
+        click.echo(f"  {t['task_id']:<40} {t.get('state') or '-':<10} try {t.get('try_number')}")
 
 
 # --- tooling ------------------------------------------------------------------------------
