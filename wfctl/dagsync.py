@@ -12,6 +12,7 @@ workflows writes one file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,11 @@ def sync_dags(dags: DagTarget, previous: dict[str, Any] | None, live: Live, redo
         present = {key[len(dags.prefix):-3] for key in dags.store.list(dags.prefix) if key.endswith(".py")}
         stale = present - set(wanted)
     changed = {n for n, row in wanted.items() if n in redo or n not in before or _fingerprint(before[n]) != _fingerprint(row)}
-    rendered = {name: _render(live, name, wanted[name]) for name in sorted(changed)}  # all before any write
-    for name, text in rendered.items():
-        dags.store.put(dags.key(name), text.encode("utf-8"))
-    for name in sorted(stale | (redo - set(wanted))):
-        dags.store.delete(dags.key(name))
+    names = sorted(changed)
+    with ThreadPoolExecutor(max_workers=16) as pool:  # S3 round trips dominate a first sync
+        rendered = dict(zip(names, pool.map(lambda n: _render(live, n, wanted[n]), names), strict=True))  # all first
+        list(pool.map(lambda item: dags.store.put(dags.key(item[0]), item[1].encode("utf-8")), rendered.items()))
+        list(pool.map(lambda name: dags.store.delete(dags.key(name)), sorted(stale | (redo - set(wanted)))))
     return changed | stale
 
 
