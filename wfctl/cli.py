@@ -372,14 +372,17 @@ def snapshot(state: State, out: Path) -> None:
 
 
 @cli.command()
+@click.option("--verify", is_flag=True, help="Also audit the whole store: every version, object, and effective/.")
 @output_option("text", "json")
 @pass_state
-def doctor(state: State, output: str) -> None:
+def doctor(state: State, verify: bool, output: str) -> None:
     """Check config, credentials and the store (including conditional writes)."""
     from wfctl import doctor as doctor_mod
 
     config = state.config()
     checks = doctor_mod.run(config, lambda: state.open_store(config))
+    if verify and all(c.ok for c in checks):
+        checks += doctor_mod.verify(config, state.open_store(config))
     ok = all(c.ok for c in checks)
     if output == "json":
         state.echo_json({"ok": ok, "checks": [c.to_json() for c in checks]})
@@ -424,7 +427,8 @@ def _print_manual(state: State, output: str, outcome: Any) -> None:
         state.echo_json(outcome.to_json())
     elif outcome.published:
         changed = ", ".join(f"{k}: {', '.join(v)}" for k, v in outcome.changes.items() if v)
-        click.echo(f"Published MANUAL version {outcome.version} (previous: {outcome.previous_version}); {changed}.")
+        previous = f" (previous: {outcome.previous_version})" if outcome.previous_version else ""
+        click.echo(f"Published MANUAL version {outcome.version}{previous}; {changed}.")
     else:
         click.echo(f"No changes: MANUAL version {outcome.version} already has this content.")
 
@@ -467,9 +471,10 @@ def list_(state: State, source: str | None, status_: str | None, owner: str | No
     if output == "json":
         state.echo_json({"workflows": [r.to_json() for r in rows]})
         return
-    click.echo(f"{'NAME':<28} {'SOURCE':<6} {'STATUS':<10} {'VER':>4}  {'OWNER':<14} SCHEDULE")
-    for r in rows:
-        click.echo(f"{_fit(r.name, 28)} {r.source:<6} {r.status:<10} {r.version:>4}  {_fit(r.owner, 14)} {r.schedule or '-'}")
+    click.echo(f"{'NAME':<24} {'SOURCE':<6} {'STATUS':<10} {'VER':>4} {'OWNER':<12} SCHEDULE")
+    for r in rows:  # 80 columns: long values are cut with ~ (-o json has them whole)
+        click.echo(f"{_fit(r.name, 24)} {r.source:<6} {r.status:<10} {r.version:>4} {_fit(r.owner, 12)} "
+                   f"{_fit(r.schedule or '-', 19).rstrip()}")
     if not rows:
         click.echo("(no workflows)")
 
@@ -533,7 +538,7 @@ def render(state: State, out: Path | None) -> None:
 def schedule(state: State, name: str, count: int, output: str) -> None:
     """The next run times of NAME in its timezone (the repo's definition, else the deployed one)."""
     from wfctl.deploy import validated
-    from wfctl.schedules import next_runs
+    from wfctl.schedules import next_runs, to_utc
 
     config = state.config()
     workflow = validated(config).workflows.get(_checked_name(name))
@@ -547,7 +552,7 @@ def schedule(state: State, name: str, count: int, output: str) -> None:
     plan = definition["spec"]["schedule"]
     runs = next_runs(plan, count)
     if output == "json":
-        state.echo_json({"name": name, "from": where, "schedule": plan, "next_runs": runs})
+        state.echo_json({"name": name, "from": where, "schedule": plan, "next_runs": [to_utc(r) for r in runs]})
     elif plan is None:
         click.echo(f"{name} has no schedule: it runs only when triggered (`wfctl run {name}`).")
     else:

@@ -18,7 +18,7 @@ from wfctl.deploy import Outcome
 from wfctl.errors import ALREADY_EXISTS, MANAGED_BY_CODE, NOT_FOUND, OVERRIDDEN, USAGE, ValidationFailed, WfError
 from wfctl.names import check_name
 from wfctl.overrides import Live, Row, read_live, write_state
-from wfctl.schedules import next_runs
+from wfctl.schedules import next_runs, to_utc
 from wfctl.store.base import Store
 from wfctl.validate import validate_files
 
@@ -63,7 +63,7 @@ def register(config: Config, store: Store, files: list[Path], force: bool) -> Ou
         if name in code_names:
             raise WfError(MANAGED_BY_CODE, f"{name!r} is managed in git (CODE version {live.versions['code']})",
                           "managed in git: change it there, or register it under another name")
-        if name in current and not force:
+        if name in current and not force and current[name].sha256 != workflows[name].sha256:
             raise WfError(ALREADY_EXISTS, f"{name!r} is already registered (MANUAL version {live.versions['manual']})",
                           "pass --force to replace it")
     entries = dict(current)
@@ -170,7 +170,7 @@ def status(store: Store, name: str, source: str | None = None) -> dict[str, Any]
         "versions": {"code": _version_of(live.code, name), "manual": _version_of(live.manual, name)},
         "changed": entry.changed,
         "paused": pause,
-        "next_runs": [] if row.status != "active" else next_runs(definition["spec"].get("schedule")),
+        "next_runs": [] if row.status != "active" else [to_utc(t) for t in next_runs(definition["spec"].get("schedule"))],
     }
 
 

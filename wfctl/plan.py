@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfctl.model import ResolvedWorkflow
-from wfctl.schedules import next_runs
+from wfctl.schedules import next_runs, to_utc
 
 PLAN_FORMAT = "wfctl.plan/v1"
 MISSING: Any = None  # JSON has no "absent"; a field that did not exist shows as null
@@ -52,7 +52,7 @@ class Change:
             "source_path": self.source_path,
         }
         if self.runs is not None:
-            out["next_runs"] = self.runs
+            out["next_runs"] = {side: [to_utc(t) for t in times] for side, times in self.runs.items()}
         return out
 
 

@@ -41,6 +41,11 @@ def next_runs(schedule: dict[str, Any] | None, count: int = 3, after: datetime |
 _CRON_ALIASES = {"@annually": "@yearly", "@midnight": "@daily"}
 
 
+def to_utc(iso: str) -> str:
+    """A local ISO time as UTC with ``Z`` (JSON outputs use UTC throughout)."""
+    return datetime.fromisoformat(iso).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _bound(value: str | None, tz: ZoneInfo, end: bool) -> datetime | None:
     parsed = parse_date(value) if isinstance(value, str) else None
     if parsed is None:
