@@ -17,6 +17,7 @@ import pytest
 from conftest import BASH_COMPONENT, component, only, pos_of, template, where, workflow
 
 import wfctl.loader
+import wfctl.validate
 from wfctl.rules import RULES
 
 W = "workflows/demo.yaml"
@@ -268,7 +269,7 @@ CASES = [
 ]
 
 # Rules whose cases need limits, bytes or huge inputs: tested below.
-SPECIAL = {"WF103", "WF104", "WF105", "WF106", "WF107"}
+SPECIAL = {"WF103", "WF104", "WF105", "WF106", "WF107", "WF110"}
 
 
 def test_every_rule_has_a_case() -> None:
@@ -499,6 +500,19 @@ def test_deep_block_nesting(prefix: str, make_repo, run_validate) -> None:
 
 def test_moderate_block_nesting_is_fine(make_repo, run_validate) -> None:
     assert run_validate(make_repo({W: block_nesting(30)}, bash=True)).diagnostics == []
+
+
+def test_repo_size_limit(make_repo, run_validate, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_repo({W: workflow("big"), "workflows/other.yaml": workflow("other")}, bash=True)
+    sizes = sorted((p.stat().st_size, p.relative_to(root).as_posix()) for p in root.rglob("*.yaml"))
+    total = sum(size for size, _ in sizes)
+    monkeypatch.setattr(wfctl.validate, "MAX_REPO_BYTES", total - 1)
+    report = run_validate(root)
+    assert [(d.line, d.column, d.rule, d.severity) for d in report.diagnostics] == [(1, 1, "WF110", "error")]
+    assert report.diagnostics[0].file == "workflows/other.yaml"  # the file at which the total passed the limit
+    assert "paths:" in report.diagnostics[0].hint
+    monkeypatch.setattr(wfctl.validate, "MAX_REPO_BYTES", total)
+    assert run_validate(root).diagnostics == []
 
 
 def test_too_many_documents(make_repo, run_validate, monkeypatch: pytest.MonkeyPatch) -> None:

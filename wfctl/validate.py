@@ -17,14 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wfctl import rules
 from wfctl.analyze import FileAnalysis, analyze_file
 from wfctl.config import CONFIG_FILE, Config
-from wfctl.diagnostics import Report
+from wfctl.diagnostics import Diagnostic, Report
 from wfctl.errors import USAGE, WfError
 from wfctl.model import WORKFLOW, Document, ResolvedWorkflow
 from wfctl.resolve import Resolution, resolve
 
 PARALLEL_THRESHOLD = 200
+MAX_REPO_BYTES = 2 * 1024**3  # of YAML under the configured paths: beyond it, nothing is loaded
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -81,6 +83,9 @@ def gc_paused() -> Iterator[None]:
 
 def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None, jobs: int | None, related: bool,
                   keep: Callable[[Document], bool] | None) -> Validation:
+    oversize = _check_total_size(config.root, files)
+    if oversize:
+        return Validation(Report([oversize], files=len(files), documents=0), resolve([]))
     workers = jobs or min(os.cpu_count() or 1, 8)
     with _pool(workers if len(files) >= PARALLEL_THRESHOLD else 1) as pool:
         analyses = analyze_all(config.root, files, pool, workers)
@@ -94,6 +99,23 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
         ours = [a for a in ours if a.file in keep_files]
     report = Report(sorted(set(diagnostics)), files=len(ours), documents=sum(len(a.documents) for a in ours))
     return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
+
+
+def _check_total_size(root: Path, files: list[str]) -> Diagnostic | None:
+    """WF110: refuse a repo whose YAML adds up past the limit before reading any of it
+    (a runaway generator or a mis-set ``paths:`` must not exhaust memory)."""
+    total = 0
+    for rel in files:
+        try:
+            total += (root / rel).stat().st_size
+        except OSError:
+            continue  # reported when the file is read
+        if total > MAX_REPO_BYTES:
+            return rules.REPO_TOO_LARGE.at(
+                rel, (1, 1), f"the YAML files under the configured paths exceed {MAX_REPO_BYTES:,} bytes in total "
+                f"(reached at this file)", "narrow `paths:` in wfctl.yaml to the folders that hold workflows, "
+                "or split the repository")
+    return None
 
 
 def discover(config: Config) -> list[str]:

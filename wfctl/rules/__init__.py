@@ -41,6 +41,7 @@ TOO_DEEP = Rule("WF106", "nesting-depth", "error", "Collections are nested deepe
 TOO_MANY_DOCUMENTS = Rule("WF107", "document-count", "error", "The file holds more YAML documents than the limit.")
 UNKNOWN_KIND = Rule("WF108", "unknown-kind", "error", "A wfctl/ document has an unknown apiVersion or kind.")
 UNSUPPORTED_TAG = Rule("WF109", "yaml-tag", "error", "The document uses a YAML tag wfctl does not accept.")
+REPO_TOO_LARGE = Rule("WF110", "repo-size", "error", "The YAML files under the configured paths exceed the total size limit.")
 SCHEMA = Rule("WF200", "schema", "error", "The document does not match the JSON Schema of its kind.")
 UNKNOWN_DEPENDENCY = Rule("WF300", "unknown-dependency", "error", "depends_on names no task or group of the workflow.")
 SELF_DEPENDENCY = Rule("WF301", "self-dependency", "error", "A task or group depends on itself.")
@@ -69,7 +70,7 @@ DUPLICATE_NAME = Rule("WF600", "duplicate-name", "error", "Two documents of one 
 
 RULES: dict[str, Rule] = _catalogue(
     YAML_SYNTAX, DUPLICATE_KEY, AMBIGUOUS_SCALAR, ALIAS_LIMIT, FILE_TOO_LARGE, ENCODING, TOO_DEEP,
-    TOO_MANY_DOCUMENTS, UNKNOWN_KIND, UNSUPPORTED_TAG, SCHEMA, UNKNOWN_DEPENDENCY, SELF_DEPENDENCY,
+    TOO_MANY_DOCUMENTS, UNKNOWN_KIND, UNSUPPORTED_TAG, REPO_TOO_LARGE, SCHEMA, UNKNOWN_DEPENDENCY, SELF_DEPENDENCY,
     DUPLICATE_DEPENDENCY, CYCLE, DUPLICATE_TASK, EMPTY_WORKFLOW, UNKNOWN_COMPONENT, UNKNOWN_TEMPLATE,
     TEMPLATE_VALUES, COMPONENT_INPUTS, UNRESOLVED_PLACEHOLDER, INVALID_INPUTS_SCHEMA, INVALID_CALLABLE, AIRFLOW_RENDER,
     INVALID_CRON, INVALID_TIMEZONE, DATE_ORDER, FREQUENT_SCHEDULE, DUPLICATE_NAME,
