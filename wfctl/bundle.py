@@ -220,14 +220,26 @@ class Source:
         loaded: dict[str, Any] = json.loads(blob.data)
         return loaded
 
-    def history(self, newest: int | None = None) -> Iterator[Manifest]:
-        """Manifests from the live version (or ``newest``) back to version 1, each
-        checked against the digest its child recorded."""
+    def verified(self, version: int) -> Manifest:
+        """Version ``version``'s manifest, verified through the digest chain from the
+        live pointer down (its own self-digest alone could have been recomputed by
+        whoever altered it)."""
+        for manifest in self.history():
+            if manifest.version == version:
+                return manifest
+            if manifest.version < version:
+                break
+        raise WfError(NOT_FOUND, f"{self.source} version {version} does not exist",
+                      "list the versions with `wfctl history`")
+
+    def history(self) -> Iterator[Manifest]:
+        """Manifests from the live version back to version 1, each checked against
+        the digest its child (or the pointer) recorded."""
         pointer = self.pointer()
         if pointer is None:
             return
-        version, expect = (pointer.version, pointer.sha256) if newest is None else (newest, None)
-        while version:
+        version, expect = pointer.version, pointer.sha256
+        while version and expect:
             manifest = self.manifest(version, expect_sha=expect)
             yield manifest
             version, expect = manifest.parent or 0, manifest.parent_sha256

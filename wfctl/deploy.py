@@ -266,7 +266,7 @@ def rollback(config: Config, store: Store, to: int) -> Outcome:
     source = Source(store)
     heal(config, store)
     base, pointer, live = store_base(source)
-    target = source.manifest(to)
+    target = source.verified(to)
     draft = Draft(dict(target.workflows), {}, gitinfo.publisher(config.root), None,
                   changes_between(live.digests if live else {}, target.digests), extra={"rollback_to": to})
     manifest = source.commit(pointer, live, draft)

@@ -52,7 +52,7 @@ def show(store: Store, name: str, version: int | None = None, source: str = "COD
         if manifest is None:
             raise WfError(NOT_FOUND, f"nothing is published under {source}", "publish first: `wfctl publish`")
     else:
-        manifest = src.manifest(version)
+        manifest = src.verified(version)
     entry = manifest.workflows.get(name)
     if entry is None:
         raise WfError(NOT_FOUND, f"{name!r} is not in {source} version {manifest.version}",

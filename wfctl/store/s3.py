@@ -186,7 +186,7 @@ class S3Store(Store):
         # Servers on 127.0.0.1 or a private host cannot do bucket.host virtual addressing.
         s3 = {"addressing_style": "path"} if self._custom_endpoint else None
         return Config(retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=5, read_timeout=30,
-                      s3=s3)
+                      s3=s3, max_pool_connections=32)  # uploads run 16 at a time
 
     def _endpoint(self) -> str:
         url = str(self.client.meta.endpoint_url)
