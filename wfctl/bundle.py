@@ -238,8 +238,9 @@ class Source:
         pointer = self.pointer()
         if pointer is None:
             return
-        version, expect = pointer.version, pointer.sha256
-        while version and expect:
+        version: int = pointer.version
+        expect: str | None = pointer.sha256
+        while version:
             manifest = self.manifest(version, expect_sha=expect)
             yield manifest
             version, expect = manifest.parent or 0, manifest.parent_sha256
