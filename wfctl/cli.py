@@ -65,6 +65,13 @@ class State:
     def echo_json(self, value: Any) -> None:
         click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
 
+    def emit(self, output: str, value: Any, text: Callable[[], str]) -> None:
+        """The command's result: as JSON, or as the text ``text()`` makes of it."""
+        if output == "json":
+            self.echo_json(value)
+        else:
+            click.echo(text())
+
     @contextmanager
     def progress(self, label: str) -> Iterator[Callable[[int, int], None] | None]:
         """A progress bar on a terminal (stderr); nothing at all otherwise."""
@@ -575,10 +582,8 @@ def run(state: State, name: str, params: tuple[str, ...], conf: str | None, logi
     config = state.config()
     result = operations.trigger(config, state.open_store(config), name, parse_param_args(params), parse_conf(conf),
                                 logical_date)
-    if output == "json":
-        state.echo_json(result)
-    else:
-        click.echo(f"Started run {result['run_id']} of {name} ({result['state']}); it records {result['wfctl']}.")
+    state.emit(output, result, lambda: f"Started run {result['run_id']} of {name} ({result['state']}); "
+                                       f"it records {result['wfctl']}.")
 
 
 @cli.command()
@@ -597,12 +602,8 @@ def backfill(state: State, name: str, start: str, end: str, dry_run: bool, max_a
     config = state.config()
     result = operations.backfill(config, state.open_store(config), name, start, end, dry_run=dry_run,
                                  max_active_runs=max_active_runs)
-    if output == "json":
-        state.echo_json(result)
-    elif dry_run:
-        click.echo("\n".join([f"Would run {name} for:", *(f"  {d}" for d in result["logical_dates"])]))
-    else:
-        click.echo(f"Backfill {result.get('id')} of {name} created for {start} .. {end}.")
+    state.emit(output, result, lambda: "\n".join([f"Would run {name} for:", *(f"  {d}" for d in result["logical_dates"])])
+               if dry_run else f"Backfill {result.get('id')} of {name} created for {start} .. {end}.")
 
 
 @cli.command()
@@ -615,10 +616,8 @@ def stop(state: State, name: str, run_id: str, output: str) -> None:
     from wfctl import operations
 
     result = operations.stop(state.config(), name, run_id)
-    if output == "json":
-        state.echo_json(result)
-    else:
-        click.echo(f"{run_id}: {'stopped' if result.get('stopped') else 'already finished (' + str(result.get('state')) + ')'}")
+    state.emit(output, result, lambda: f"{run_id}: stopped" if result.get("stopped")
+               else f"{run_id}: already finished ({result.get('state')})")
 
 
 @cli.command()
