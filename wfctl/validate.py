@@ -90,7 +90,7 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     with _pool(workers if len(files) >= PARALLEL_THRESHOLD else 1) as pool:
         analyses = analyze_all(config.root, files, pool, workers)
         documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
-        resolution = resolve(documents, pool, workers * 4)
+    resolution = resolve(documents)
     diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
     ours = [a for a in analyses if a.wfctl]
     if focus is not None:
