@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wfctl.config import redact_url
 from wfctl.errors import AIRFLOW, USAGE, WfError
 
 API = "/api/v2"
@@ -111,28 +112,15 @@ def _normalise_url(url: str) -> str:
     text = url.strip().rstrip("/")
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WfError(AIRFLOW, f"the Airflow URL {_redact_url(text)!r} is not an http(s) URL",
+        raise WfError(AIRFLOW, f"the Airflow URL {redact_url(text)!r} is not an http(s) URL",
                       "set WFCTL_AIRFLOW_URL (or airflow.url in wfctl.yaml) to e.g. http://localhost:8080")
     if parts.username or parts.password:
-        raise WfError(AIRFLOW, f"the Airflow URL {_redact_url(text)!r} contains credentials",
+        raise WfError(AIRFLOW, f"the Airflow URL {redact_url(text)!r} contains credentials",
                       "remove them from the URL; set WFCTL_AIRFLOW_USERNAME and WFCTL_AIRFLOW_PASSWORD instead")
     if parts.query or parts.fragment:
         raise WfError(AIRFLOW, f"the Airflow URL {text!r} has a query or fragment",
                       "give the api-server's base URL only, e.g. http://localhost:8080")
     return text
-
-
-def _redact_url(url: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
-    return url
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -361,7 +349,7 @@ class AirflowClient:
                                "check that WFCTL_AIRFLOW_URL is the base URL of an Airflow 3 api-server "
                                "(it answers GET /api/v2/version); Airflow 2 is not supported")
         if 300 <= status < 400:
-            target = f" to {_redact_url(exc.location)}" if exc.location else ""
+            target = f" to {redact_url(exc.location)}" if exc.location else ""
             return WfError(AIRFLOW, f"Airflow at {url} redirected {where}{target} (HTTP {status})",
                            "set WFCTL_AIRFLOW_URL to the address the api-server answers on (https? a path prefix?)")
         if status == 401:

@@ -258,8 +258,15 @@ class Source:
             return None
         self._upload(draft, set(base_manifest.digests.values()) if base_manifest else set())
         manifest = self._write_manifest(base, base_manifest, draft)
-        self.store.put_if_match(self.pointer_key, Pointer.encode(manifest.version, sha256(manifest.to_bytes())),
-                                base.etag if base else None)
+        digest = sha256(manifest.to_bytes())
+        try:
+            self.store.put_if_match(self.pointer_key, Pointer.encode(manifest.version, digest), base.etag if base else None)
+        except ConflictError:
+            # A retried request whose first attempt did land (its answer was lost) also
+            # ends in a precondition failure: then the pointer already says what we wrote.
+            live = self.pointer()
+            if live is None or (live.version, live.sha256) != (manifest.version, digest):
+                raise
         return manifest
 
     def _upload(self, draft: Draft, present: set[str]) -> None:
@@ -296,7 +303,10 @@ class Source:
                 self.store.put_if_absent(self.manifest_key(manifest.version), manifest.to_bytes())
                 return manifest
             except ConflictError:
-                existing = self.manifest(manifest.version)
+                blob = self.store.get(self.manifest_key(manifest.version))
+                if blob is None:  # S3's 409: another create of this key is still in flight
+                    raise
+                existing = Manifest.from_bytes(blob.data, self.manifest_key(manifest.version))
                 if self.pointer() != base or existing.parent_sha256 != manifest.parent_sha256:
                     raise
                 if existing.digests == manifest.digests:

@@ -5,6 +5,7 @@ so ``wfctl config`` can explain itself and errors can name their source."""
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +59,27 @@ class Config:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Each setting with its source; secrets are redacted, never printed."""
-        return {
-            key: {"value": "***" if key in SECRETS and value else value, "source": self.sources[key]}
-            for key, value in self.values.items()
-        }
+        return {key: {"value": _shown(key, value), "source": self.sources[key]} for key, value in self.values.items()}
+
+
+def redact_url(url: str) -> str:
+    """A URL with any user:password part replaced by ``***`` (for every message and listing)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
+    return url
+
+
+def _shown(key: str, value: Any) -> Any:
+    if key in SECRETS and value:
+        return "***"
+    return redact_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def find_root(start: Path) -> Path:

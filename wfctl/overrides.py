@@ -63,7 +63,12 @@ def read_state(store: Store) -> OperatorState:
 def write_state(store: Store, state: OperatorState) -> OperatorState:
     """Compare-and-swap on the etag read; the loser gets WF803 and changed nothing."""
     new = OperatorState(state.version + 1, state.paused)
-    store.put_if_match(STATE_KEY, new.to_bytes(), state.etag)
+    try:
+        store.put_if_match(STATE_KEY, new.to_bytes(), state.etag)
+    except ConflictError:
+        blob = store.get(STATE_KEY)  # a retried write whose first attempt landed is ours
+        if blob is None or blob.data != new.to_bytes():
+            raise
     return new
 
 

@@ -193,6 +193,11 @@ def related_files(focus: set[str], documents: list[Document]) -> set[str]:
     return keep
 
 
+def _list(value: object) -> list[object]:
+    """A list from a document that may hold anything where a list belongs."""
+    return list(value) if isinstance(value, list) else []
+
+
 def references(doc: Document) -> Iterator[tuple[str, str]]:
     """(kind, name) of every component and template a document uses."""
     spec = doc.spec
@@ -202,10 +207,10 @@ def references(doc: Document) -> Iterator[tuple[str, str]]:
     body = spec.get("workflow") if doc.kind == "WorkflowTemplate" else spec
     if not isinstance(body, dict):
         return
-    tasks = list(body.get("tasks") or [])
-    for group in body.get("groups") or []:
+    tasks = _list(body.get("tasks"))
+    for group in _list(body.get("groups")):
         if isinstance(group, dict):
-            tasks += group.get("tasks") or []
+            tasks += _list(group.get("tasks"))
     for task in tasks:
         if isinstance(task, dict) and isinstance(task.get("component"), str):
             yield "Component", task["component"]

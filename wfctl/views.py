@@ -9,6 +9,7 @@ from typing import Any
 
 from wfctl.bundle import SOURCES, Manifest, Source, utc_now
 from wfctl.errors import NOT_FOUND, USAGE, WfError
+from wfctl.names import check_name
 from wfctl.store.base import Store
 
 SNAPSHOT_FORMAT = "wfctl.snapshot/v1"
@@ -16,6 +17,8 @@ SNAPSHOT_FORMAT = "wfctl.snapshot/v1"
 
 def history(store: Store, source: str = "CODE", name: str | None = None) -> dict[str, Any]:
     """Versions newest first; with ``name``, only those in which that workflow changed."""
+    if name is not None:
+        check_name(name)
     versions = []
     for manifest in Source(store, source).history():
         if name is not None and not _touches(manifest, name):

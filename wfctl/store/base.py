@@ -15,7 +15,7 @@ KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 
 def check_key(key: str) -> str:
-    if not KEY.match(key) or ".." in key or len(key) > 512:
+    if not KEY.fullmatch(key) or ".." in key or len(key) > 512:
         raise WfError(INTEGRITY, f"refusing unsafe store key {key!r}", "this is a bug in wfctl: please report it")
     return key
 

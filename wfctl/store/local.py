@@ -176,7 +176,7 @@ class LocalStore(Store):
             rel = Path(folder).relative_to(self.root).as_posix()
             for name in files:
                 key = name if rel == "." else f"{rel}/{name}"
-                if not name.startswith(".") and KEY.match(key):
+                if not name.startswith(".") and KEY.fullmatch(key):
                     yield key
 
     @contextmanager

@@ -28,6 +28,7 @@ from botocore.exceptions import (
 )
 from botocore.handlers import add_expect_header
 
+from wfctl.config import redact_url
 from wfctl.errors import STORE_UNAVAILABLE, WfError
 from wfctl.store.base import KEY, Blob, ConflictError, Store, check_key
 from wfctl.store.local import check_prefix
@@ -103,7 +104,7 @@ class S3Store(Store):
 
         names = self._call("list", start or "/", collect) or []
         keys = (name[len(self._root):] for name in names)
-        return iter(sorted(k for k in keys if KEY.match(k)))
+        return iter(sorted(k for k in keys if KEY.fullmatch(k)))
 
     # -- writes --------------------------------------------------------------
 
@@ -189,7 +190,7 @@ class S3Store(Store):
                       s3=s3, max_pool_connections=32)  # uploads run 16 at a time
 
     def _endpoint(self) -> str:
-        url = str(self.client.meta.endpoint_url)
+        url = redact_url(str(self.client.meta.endpoint_url))
         return url if self._custom_endpoint else f"AWS default ({url})"
 
     def _credentials(self) -> tuple[str, tuple[str, ...]]:

@@ -42,7 +42,7 @@ def _parse_s3(url: str) -> tuple[str, str]:
     bucket, _, prefix = url[len("s3://"):].partition("/")
     if not bucket:
         raise _invalid(url, "no bucket name")
-    if not _BUCKET.match(bucket) or ".." in bucket or _IP.match(bucket):
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IP.match(bucket):
         raise _invalid(url, f"{bucket!r} is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')")
     prefix = prefix[:-1] if prefix.endswith("/") else prefix
     if prefix:
