@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -141,11 +142,13 @@ class Pointer:
 
     version: int
     sha256: str
-    etag: str
+    etag: str = field(compare=False)
+    writer: str | None = field(default=None, compare=False)  # a nonce: which attempt wrote it
 
     @staticmethod
-    def encode(version: int, manifest_sha: str) -> bytes:
-        return canonical_json({"format": POINTER_FORMAT, "version": version, "manifest_sha256": manifest_sha})
+    def encode(version: int, manifest_sha: str, writer: str) -> bytes:
+        return canonical_json({"format": POINTER_FORMAT, "version": version, "manifest_sha256": manifest_sha,
+                               "writer": writer})
 
 
 def integrity_error(key: str, problem: str) -> WfError:
@@ -182,7 +185,7 @@ class Source:
             raw = json.loads(blob.data)
             if raw["format"] != POINTER_FORMAT:
                 raise ValueError(f"unknown format {raw['format']!r}")
-            return Pointer(int(raw["version"]), str(raw["manifest_sha256"]), blob.etag)
+            return Pointer(int(raw["version"]), str(raw["manifest_sha256"]), blob.etag, raw.get("writer"))
         except (ValueError, KeyError, TypeError) as exc:
             raise integrity_error(self.pointer_key, f"pointer is unreadable ({exc})") from None
 
@@ -259,13 +262,15 @@ class Source:
         self._upload(draft, set(base_manifest.digests.values()) if base_manifest else set())
         manifest = self._write_manifest(base, base_manifest, draft)
         digest = sha256(manifest.to_bytes())
+        writer = secrets.token_hex(16)
         try:
-            self.store.put_if_match(self.pointer_key, Pointer.encode(manifest.version, digest), base.etag if base else None)
+            self.store.put_if_match(self.pointer_key, Pointer.encode(manifest.version, digest, writer),
+                                    base.etag if base else None)
         except ConflictError:
             # A retried request whose first attempt did land (its answer was lost) also
-            # ends in a precondition failure: then the pointer already says what we wrote.
+            # ends in a precondition failure: then the pointer carries our own nonce.
             live = self.pointer()
-            if live is None or (live.version, live.sha256) != (manifest.version, digest):
+            if live is None or live.writer != writer:
                 raise
         return manifest
 

@@ -12,6 +12,7 @@ re-reads the pointers and tries again.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class OperatorState:
     version: int = 0
     paused: dict[str, dict[str, str]] = field(default_factory=dict)
     etag: str | None = None
+    writer: str = field(default_factory=lambda: secrets.token_hex(16))  # tells our own write from a twin's
 
     @staticmethod
     def key(source: str, name: str) -> str:
@@ -44,7 +46,8 @@ class OperatorState:
         return self.key(source, name) in self.paused
 
     def to_bytes(self) -> bytes:
-        return canonical_json({"format": STATE_FORMAT, "version": self.version, "paused": self.paused})
+        return canonical_json({"format": STATE_FORMAT, "version": self.version, "paused": self.paused,
+                               "writer": self.writer})
 
 
 def read_state(store: Store) -> OperatorState:
