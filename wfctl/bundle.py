@@ -23,7 +23,7 @@ from typing import Any
 
 from wfctl.errors import INTEGRITY, NOT_FOUND, WfError
 from wfctl.model import canonical_json
-from wfctl.store.base import Blob, ConflictError, Store
+from wfctl.store.base import ConflictError, Store
 
 MANIFEST_FORMAT = "wfctl.manifest/v1"
 POINTER_FORMAT = "wfctl.pointer/v1"
@@ -208,9 +208,6 @@ class Source:
         if manifest.version != version or manifest.source != self.source:
             raise integrity_error(key, f"it claims to be {manifest.source} version {manifest.version}")
         return manifest
-
-    def manifest_blob(self, version: int) -> Blob | None:
-        return self.store.get(self.manifest_key(version))
 
     def definition(self, entry: Entry) -> dict[str, Any]:
         """A workflow object, refused unless its bytes hash to its digest."""
