@@ -27,6 +27,7 @@ from conftest import BASH_COMPONENT, _write, workflow
 from wfctl import config as config_mod
 from wfctl import validate as validate_mod
 from wfctl.airflow_client import (
+    RETRIES,
     AirflowClient,
     AirflowSettings,
     check_params,
@@ -166,7 +167,8 @@ def test_settings_from_config() -> None:
 
 
 class _Canned(BaseHTTPRequestHandler):
-    """Answers from ``server.routes``: {(method, path): (status, body, headers)}; records requests."""
+    """Answers from ``server.routes``: {(method, path): (status, body, headers) or a list of them};
+    records requests."""
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -175,7 +177,10 @@ class _Canned(BaseHTTPRequestHandler):
         server.requests.append({"method": self.command, "path": self.path, "body": body,
                                 "auth": self.headers.get("Authorization")})
         path = self.path.split("?")[0]
-        status, payload, headers = server.routes.get((self.command, path), (404, {"detail": "Not Found"}, {}))
+        answer = server.routes.get((self.command, path), (404, {"detail": "Not Found"}, {}))
+        if isinstance(answer, list):  # a script: one answer per request, the last one repeats
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        status, payload, headers = answer
         if status == "sleep":
             time.sleep(payload)
             status, payload = 200, {}
@@ -247,9 +252,32 @@ def test_an_expired_token_is_fetched_again(fake_airflow: Any) -> None:
 def test_http_failures_become_wf809(fake_airflow: Any, status: int, body: Any, headers: dict[str, str], message: str,
                                     hint: str) -> None:
     fake_airflow.routes[("GET", "/api/v2/dags/d")] = (status, body, headers)
-    err = _fails(lambda: AirflowClient(AirflowSettings(fake_airflow.url, "u", "pw")).get_dag("d"))
+    err = _fails(lambda: AirflowClient(AirflowSettings(fake_airflow.url, "u", "pw"), backoff=0).get_dag("d"))
     assert message in err.message and fake_airflow.url in err.message
     assert hint in err.hint
+    sent = 1 + (RETRIES if status == 503 else 0)  # only a busy answer is worth asking again
+    assert [r["path"] for r in fake_airflow.requests] == ["/auth/token"] + ["/api/v2/dags/d"] * sent
+
+
+def test_a_busy_airflow_is_asked_again_even_for_a_post(fake_airflow: Any) -> None:
+    """503 (database locked) and 429 mean "not processed": the same POST is resent, after Retry-After."""
+    locked = (503, {"detail": "Database is locked."}, {"Retry-After": "0.2"})
+    created = (200, {"id": 7, "dag_id": "d"}, {})
+    fake_airflow.routes[("POST", "/api/v2/backfills")] = [locked, (429, {}, {}), created]
+    client = AirflowClient(AirflowSettings(fake_airflow.url, "u", "pw"), backoff=0.01)
+    began = time.monotonic()
+    assert client.backfill("d", "2025-01-01", "2025-01-03")["id"] == 7
+    assert time.monotonic() - began >= 0.2  # the server's Retry-After, not the 0.01 s backoff
+    posts = [r for r in fake_airflow.requests if r["path"] == "/api/v2/backfills"]
+    assert len(posts) == 3 and len({r["body"] for r in posts}) == 1
+
+
+def test_a_failed_post_is_never_resent(fake_airflow: Any) -> None:
+    """A 500 may have been applied: sending a trigger again could start a second run."""
+    fake_airflow.routes[("POST", "/api/v2/dags/d/dagRuns")] = [(500, {"detail": "boom"}, {}), (200, {}, {})]
+    err = _fails(lambda: AirflowClient(AirflowSettings(fake_airflow.url, "u", "pw"), backoff=0).trigger("d", {}))
+    assert "HTTP 500" in err.message
+    assert [r["path"] for r in fake_airflow.requests].count("/api/v2/dags/d/dagRuns") == 1
 
 
 def test_login_failures(fake_airflow: Any) -> None:

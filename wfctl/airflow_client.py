@@ -15,6 +15,11 @@ Errors: every failure is a :class:`~wfctl.errors.WfError` with code ``WF809``
 the usual causes: unreachable, 401/403 (credentials), 404 (the DAG is not loaded:
 the dag-processor has not parsed the file, or ``effective/dags/`` is not synced), 409
 (a run id that exists, a backfill already running), 400/422 (Airflow's ``detail``).
+Busy answers: HTTP 503 and 429 mean "not processed, come back later" (Airflow answers
+503 while its metadata database is locked, common on SQLite), so every call, a POST
+included, is sent again up to :data:`RETRIES` times with exponential backoff, honouring
+a short ``Retry-After``. Nothing else is retried: a 500 or a lost connection may have
+been applied, and sending a trigger twice could start two runs.
 Messages never contain the password or the token. A command whose store side already
 succeeded (pause/unpause) wraps the error with :func:`describe_failure`.
 
@@ -32,6 +37,7 @@ import contextlib
 import http.client
 import json
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -66,6 +72,10 @@ TRIGGER_INVALID_HINT = ("fix the value Airflow names: a logical date is ISO 8601
 BACKFILL_INVALID_HINT = ("give --from/--to as ISO dates or date-times (from <= to, not both in the future); "
                          "only a workflow with a schedule can be backfilled")
 _MAX_DETAIL = 600
+BUSY_STATUSES = frozenset({429, 503})  # the server did not process the request: safe to send again
+RETRIES = 5
+BACKOFF = 0.5  # seconds before the first retry; doubles each time (0.5 + 1 + 2 + 4 + 8 = 15.5 s at most)
+MAX_RETRY_AFTER = 30.0
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -136,9 +146,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class AirflowClient:
     """The operations wfctl needs, each one or a few REST calls."""
 
-    def __init__(self, settings: AirflowSettings, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, settings: AirflowSettings, timeout: float = DEFAULT_TIMEOUT, retries: int = RETRIES,
+                 backoff: float = BACKOFF) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
         self._token: str | None = None
         self._opener = urllib.request.build_opener(_NoRedirect())
 
@@ -256,12 +269,12 @@ class AirflowClient:
         fresh = self._token is None
         token = self._get_token()
         try:
-            return self._send(method, API + path, body, query=query, token=token)
+            return self._send_patiently(method, API + path, body, query=query, token=token)
         except _HttpStatus as exc:
             if _token_rejected(exc) and not fresh:  # expired (401) or not accepted (403): once more, new token
                 self._token = None
                 try:
-                    return self._send(method, API + path, body, query=query, token=self._get_token())
+                    return self._send_patiently(method, API + path, body, query=query, token=self._get_token())
                 except _HttpStatus as again:
                     raise self._http_error(method, API + path, again, context) from None
             raise self._http_error(method, API + path, exc, context) from None
@@ -273,9 +286,9 @@ class AirflowClient:
         context: dict[str, Any] = {"login": True}
         try:
             if s.username is None or s.password is None:
-                answer = self._send("GET", "/auth/token", None)
+                answer = self._send_patiently("GET", "/auth/token", None)
             else:
-                answer = self._send("POST", "/auth/token", {"username": s.username, "password": s.password})
+                answer = self._send_patiently("POST", "/auth/token", {"username": s.username, "password": s.password})
         except _HttpStatus as exc:
             raise self._http_error(exc.method, "/auth/token", exc, context) from None
         token = answer.get("access_token") if isinstance(answer, dict) else None
@@ -284,6 +297,19 @@ class AirflowClient:
                                    "access_token", "check that WFCTL_AIRFLOW_URL points at an Airflow 3 api-server")
         self._token = token
         return token
+
+    def _send_patiently(self, method: str, path: str, body: Any, *, query: Mapping[str, Any] | None = None,
+                        token: str | None = None) -> Any:
+        """:meth:`_send`, again after a pause while the server answers busy (see :data:`BUSY_STATUSES`)."""
+        attempt = 0
+        while True:
+            try:
+                return self._send(method, path, body, query=query, token=token)
+            except _HttpStatus as exc:
+                if exc.status not in BUSY_STATUSES or attempt >= self.retries:
+                    raise
+                time.sleep(_pause(exc.retry_after, self.backoff * 2 ** attempt))
+            attempt += 1
 
     def _send(self, method: str, path: str, body: Any, *, query: Mapping[str, Any] | None = None,
               token: str | None = None) -> Any:
@@ -306,8 +332,9 @@ class AirflowClient:
             raw = b""
             with contextlib.suppress(OSError, http.client.HTTPException):
                 raw = exc.read()
-            location = exc.headers.get("Location") if exc.headers else None
-            raise _HttpStatus(method, path, exc.code, raw, location) from None
+            answer = exc.headers
+            raise _HttpStatus(method, path, exc.code, raw, answer.get("Location") if answer else None,
+                              answer.get("Retry-After") if answer else None) from None
         except TimeoutError as exc:
             raise self._unreachable(where, f"no answer within {self.timeout:g}s", exc) from None
         except urllib.error.URLError as exc:
@@ -399,9 +426,22 @@ class AirflowClient:
 class _HttpStatus(Exception):
     """An HTTP answer >= 300 (internal; becomes a WfError with the call's context)."""
 
-    def __init__(self, method: str, path: str, status: int, raw: bytes, location: str | None = None) -> None:
+    def __init__(self, method: str, path: str, status: int, raw: bytes, location: str | None = None,
+                 retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status}")
         self.method, self.path, self.status, self.raw, self.location = method, path, status, raw, location
+        self.retry_after = retry_after
+
+
+def _pause(retry_after: str | None, backoff: float) -> float:
+    """Seconds to wait before resending: the server's ``Retry-After`` (delta-seconds form, capped) or the backoff."""
+    try:
+        asked = float(retry_after) if retry_after is not None else None
+    except ValueError:  # the HTTP-date form: rare for a busy API, the backoff is as good
+        asked = None
+    if asked is None or asked < 0:
+        return backoff
+    return min(asked, MAX_RETRY_AFTER)
 
 
 def _token_rejected(exc: _HttpStatus) -> bool:
