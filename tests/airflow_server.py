@@ -109,9 +109,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SQLITE_SETTINGS = """\
+# Written by wfctl's tests: three Airflow processes share one SQLite file, and under
+# load a writer can wait longer than sqlite3's default 5 s for the lock (Airflow then
+# answers 500 or 503 "database is locked"). Wait up to a minute instead.
+SYNC = {"timeout": 60}
+ASYNC = {"timeout": 60}
+"""
+
+
 def server_env(python: Path, home: Path, dags: Path, port: int, passwords: Path) -> dict[str, str]:
     """The environment every Airflow process of the server shares."""
+    (home / "wfctl_sqlite.py").write_text(SQLITE_SETTINGS)
     env = airflow_env(home, dags, {
+        "PYTHONPATH": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "wfctl_sqlite.SYNC",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "wfctl_sqlite.ASYNC",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
