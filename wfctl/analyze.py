@@ -8,13 +8,15 @@ that look at one document alone. Cross-document work happens in
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wfctl import rules
 from wfctl.diagnostics import Diagnostic
-from wfctl.loader import YamlDocument, load_text, read_text
+from wfctl.errors import USAGE, WfError
+from wfctl.loader import YamlDocument, decode, load_text, read_file
 from wfctl.model import API_VERSION, COMPONENT, KINDS, TEMPLATE, WORKFLOW, Document, WorkflowView
 from wfctl.rules import dag, schedule
 from wfctl.rules import schema as schema_rule
@@ -24,44 +26,67 @@ MARKER = b"wfctl/"
 
 @dataclass
 class FileAnalysis:
-    """What one file holds; ``wfctl`` is False for YAML files that are not ours."""
+    """What one file holds; ``wfctl`` is False for YAML files that are not ours.
+    ``unchanged``: the file still has the ``digest`` the validation cache knows, and
+    was not loaded (the cache has the rest)."""
 
     file: str
     documents: list[Document] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     wfctl: bool = True
+    digest: str = ""
+    unchanged: bool = False
 
 
-def analyze_file(root: Path, rel: str) -> FileAnalysis:
-    """Never raises for bad content: every problem becomes a diagnostic."""
+def analyze_file(root: Path, rel: str, known: str = "") -> FileAnalysis:
+    """Never raises for bad content: every problem becomes a diagnostic. ``known`` is
+    the digest the validation cache holds for the file, if any."""
     try:
-        text, problems = read_text(root, rel)
+        data, problems = read_file(root, rel)
     except OSError as exc:
         return FileAnalysis(rel, [], [rules.ENCODING.at(rel, (1, 1), f"cannot read file: {exc.strerror}",
                                                          "check the file's permissions")])
-    if text is None:
+    if data is None:
         return FileAnalysis(rel, [], problems)
-    return analyze_text(rel, text)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == known:
+        return FileAnalysis(rel, digest=digest, unchanged=True)
+    text, problems = decode(rel, data)
+    if text is None:
+        return FileAnalysis(rel, [], problems, digest=digest)
+    return analyze_text(rel, text, digest)
 
 
-def analyze_text(rel: str, text: str) -> FileAnalysis:
+def analyze_text(rel: str, text: str, digest: str = "") -> FileAnalysis:
     if MARKER.decode() not in text:  # cheap: most foreign YAML never gets parsed
-        return FileAnalysis(rel, wfctl=False)
+        return FileAnalysis(rel, wfctl=False, digest=digest)
     loaded = load_text(rel, text)
-    result = FileAnalysis(rel, [], list(loaded.diagnostics))
+    result = FileAnalysis(rel, [], list(loaded.diagnostics), digest=digest)
     ours = [d for d in loaded.documents if _is_wfctl(d.data)]
     if not ours and not loaded.diagnostics:
-        return FileAnalysis(rel, wfctl=False)
+        return FileAnalysis(rel, wfctl=False, digest=digest)
     for doc in loaded.documents:
-        result.diagnostics += _classify(doc, result.documents)
+        result.diagnostics += _classify(doc, result.documents, digest)
     return result
+
+
+def reload(root: Path, rel: str, digest: str) -> dict[int, YamlDocument]:
+    """The documents of a file the cache vouched for, loaded now that they are needed."""
+    try:
+        data, _ = read_file(root, rel)
+    except OSError:
+        data = None
+    text = decode(rel, data)[0] if data is not None and hashlib.sha256(data).hexdigest() == digest else None
+    if text is None:
+        raise WfError(USAGE, f"{rel} changed while wfctl was reading the repository", "run the command again")
+    return {doc.index: doc for doc in load_text(rel, text).documents}
 
 
 def _is_wfctl(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("apiVersion"), str) and data["apiVersion"].startswith("wfctl/")
 
 
-def _classify(ydoc: YamlDocument, documents: list[Document]) -> list[Diagnostic]:
+def _classify(ydoc: YamlDocument, documents: list[Document], digest: str) -> list[Diagnostic]:
     data, sm, rel = ydoc.data, ydoc.sourcemap, ydoc.file
     if data is None:  # an empty document, e.g. a trailing `---`
         return []
@@ -77,8 +102,8 @@ def _classify(ydoc: YamlDocument, documents: list[Document]) -> list[Diagnostic]
                                       f"use one of: {', '.join(KINDS)}")]
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    doc = Document(kind, name if isinstance(name, str) else "", rel, ydoc.index, data, sm)
     templated = kind == WORKFLOW and isinstance(data.get("spec"), dict) and "template" in data["spec"]
+    doc = Document(kind, name if isinstance(name, str) else "", rel, ydoc.index, data, sm, digest=digest)
     found = schema_rule.check(kind, data, doc.locate, lambda p: sm.raw.get(p), partial_spec=templated)
     doc.schema_ok = not found
     documents.append(doc)

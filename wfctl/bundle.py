@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from wfctl.errors import INTEGRITY, NOT_FOUND, WfError
-from wfctl.model import canonical_json
+from wfctl.model import ResolvedWorkflow, canonical_json
 from wfctl.store.base import ConflictError, Store
 
 MANIFEST_FORMAT = "wfctl.manifest/v1"
@@ -69,10 +69,9 @@ class Entry:
                 "owner": self.owner, "schedule": self.schedule, "changed": self.changed}
 
     @classmethod
-    def for_workflow(cls, prefix: str, digest: str, source_path: str, definition: dict[str, Any]) -> Entry:
-        schedule = definition["spec"].get("schedule")
-        when = f"{schedule['cron']} ({schedule['timezone']})" if schedule else None
-        return cls(digest, f"{prefix}/objects/{digest}.json", source_path, definition["metadata"]["owner"], when)
+    def for_workflow(cls, prefix: str, workflow: ResolvedWorkflow) -> Entry:
+        digest = workflow.sha256
+        return cls(digest, f"{prefix}/objects/{digest}.json", workflow.source_path, workflow.owner, workflow.schedule)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Entry:
@@ -330,7 +329,7 @@ class Draft:
     """What a new version should contain, before it has a number."""
 
     workflows: dict[str, Entry]
-    payloads: dict[str, bytes]
+    payloads: Mapping[str, bytes]
     publisher: str
     git: dict[str, Any] | None = None
     summary: dict[str, list[str]] = field(default_factory=dict)

@@ -160,13 +160,15 @@ def emit_error(exc: WfError, output: str) -> None:
 @click.option("--store", help="Store URL: s3://BUCKET/PREFIX, a directory or file://PATH (env WFCTL_STORE).")
 @click.option("--endpoint-url", help="S3-compatible endpoint (or AWS_ENDPOINT_URL_S3).")
 @click.option("--no-color", "no_color", is_flag=True, default=False, help="Never colour output (also NO_COLOR=1).")
+@click.option("--no-cache", "no_cache", is_flag=True, default=False,
+              help="Analyse every file afresh, ignoring .wfctl/cache (also WFCTL_CACHE=0).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr; -vv shows tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.pass_context
 def cli(ctx: click.Context, repo: Path | None, store: str | None, endpoint_url: str | None,
-        no_color: bool, verbose: int, quiet: bool) -> None:
+        no_color: bool, no_cache: bool, verbose: int, quiet: bool) -> None:
     """wfctl: validate, plan and publish workflows-as-code."""
-    flags = {"store": store, "endpoint_url": endpoint_url}
+    flags = {"store": store, "endpoint_url": endpoint_url, "cache": False if no_cache else None}
     ctx.obj = State(repo, flags, False if no_color else None, -1 if quiet else verbose)
 
 

@@ -26,10 +26,12 @@ DEFAULTS: dict[str, Any] = {
     "airflow_url": None,
     "airflow_username": None,
     "airflow_password": None,
+    "cache": True,  # the validation cache under .wfctl/cache/
 }
 ENV = {key: f"WFCTL_{key.upper()}" for key in DEFAULTS}
 SECRETS = {"airflow_password"}
-_FILE_KEYS = {"store", "paths", "deploy_branch", "dags_prefix", "airflow"}
+_FILE_KEYS = {"store", "paths", "deploy_branch", "dags_prefix", "airflow", "cache"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass
@@ -104,6 +106,9 @@ def load(root: Path, flags: Mapping[str, Any] | None = None, env: Mapping[str, s
         config.values[key] = value
         config.sources[key] = f"env {ENV[key]}" if source == "env" else source
     _check_paths(config)
+    if not isinstance(config.values["cache"], bool):
+        raise WfError(INVALID_CONFIG, f"cache ({config.sources['cache']}) must be true or false",
+                      "write `cache: false` to turn the validation cache off, or leave it out")
     return config
 
 
@@ -111,6 +116,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {key: env[var] for key, var in ENV.items() if env.get(var)}
     if "paths" in values:
         values["paths"] = [p for p in values["paths"].split(os.pathsep) if p]
+    if "cache" in values:
+        values["cache"] = values["cache"].strip().lower() not in _FALSE
     return values
 
 
@@ -121,7 +128,7 @@ def _from_file(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise WfError(INVALID_CONFIG, f"{CONFIG_FILE} is not valid YAML: {exc}".splitlines()[0],
-                      f"fix {path}; every key is optional (store, paths, deploy_branch, dags_prefix, airflow)") from None
+                      f"fix {path}; every key is optional (store, paths, deploy_branch, dags_prefix, airflow, cache)") from None
     if not isinstance(data, dict):
         raise WfError(INVALID_CONFIG, f"{CONFIG_FILE} must be a mapping", "write keys such as `paths: [workflows]`")
     unknown = sorted(set(data) - _FILE_KEYS)

@@ -30,7 +30,7 @@ from wfctl.errors import (
     ValidationFailed,
     WfError,
 )
-from wfctl.model import canonical_json
+from wfctl.model import Payloads, canonical_json
 from wfctl.plan import Base, Plan, compute, load_saved
 from wfctl.store.base import Store
 from wfctl.validate import Validation, validate
@@ -92,7 +92,7 @@ def git_base(config: Config, ref: str) -> Base:
 
     with tempfile.TemporaryDirectory(prefix="wfctl-ref-") as tmp:
         gitinfo.export_tree(config.root, ref, Path(tmp))
-        old = validate(config_mod.load(Path(tmp), {"paths": config.values["paths"]}))
+        old = validate(config_mod.load(Path(tmp), {"paths": config.values["paths"], "cache": False}))
     workflows = old.workflows
     digests = {name: w.sha256 for name, w in workflows.items()}
     return Base(None, None, digests, lambda name: workflows[name].definition, f"git {ref}")
@@ -235,9 +235,9 @@ def _check_deletes(deletes: int, live: int, allow: bool) -> None:
 
 def _draft(planned: Plan) -> Draft:
     desired = planned.desired
-    entries = {name: Entry.for_workflow("code", w.sha256, w.source_path, w.definition) for name, w in desired.items()}
+    entries = {name: Entry.for_workflow("code", w) for name, w in desired.items()}
     summary = {action: [c.name for c in planned.changes if c.action == action] for action in ACTIONS}
-    return Draft(entries, {w.sha256: w.canonical for w in desired.values()}, "", summary=summary)
+    return Draft(entries, Payloads(desired.values()), "", summary=summary)
 
 
 def _read_plan(path: Path) -> dict[str, Any]:

@@ -146,16 +146,15 @@ def _pos(node: Node) -> Pos:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def read_text(root: Path, rel: str) -> tuple[str | None, list[Diagnostic]]:
-    """Read a file as strict UTF-8 within the size limit, or say why not."""
+def read_file(root: Path, rel: str) -> tuple[bytes | None, list[Diagnostic]]:
+    """A file's bytes within the size limit, or say why not (raises OSError)."""
     path = root / rel
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         return None, [rules.FILE_TOO_LARGE.at(
             rel, (1, 1), f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
             "split it into several files (a file may hold many documents, each file at most 4 MiB)")]
-    data = path.read_bytes()
-    return decode(rel, data)
+    return path.read_bytes(), []
 
 
 def decode(rel: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:

@@ -7,6 +7,7 @@ is managed in git and refused here (WF801).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from wfctl.config import Config
 from wfctl.dagsync import heal
 from wfctl.deploy import Outcome
 from wfctl.errors import ALREADY_EXISTS, MANAGED_BY_CODE, NOT_FOUND, OVERRIDDEN, USAGE, ValidationFailed, WfError
+from wfctl.model import Payloads
 from wfctl.names import check_name
 from wfctl.overrides import Live, Row, read_live, write_state
 from wfctl.schedules import next_runs, to_utc
@@ -67,8 +69,8 @@ def register(config: Config, store: Store, files: list[Path], force: bool) -> Ou
             raise WfError(ALREADY_EXISTS, f"{name!r} is already registered (MANUAL version {live.versions['manual']})",
                           "pass --force to replace it")
     entries = dict(current)
-    entries.update({n: Entry.for_workflow("manual", w.sha256, w.source_path, w.definition) for n, w in workflows.items()})
-    payloads = {w.sha256: w.canonical for w in workflows.values()}
+    entries.update({n: Entry.for_workflow("manual", w) for n, w in workflows.items()})
+    payloads = Payloads(workflows.values())
     return _commit_manual(config, store, live, entries, payloads)  # refreshes effective/
 
 
@@ -86,7 +88,7 @@ def unregister(config: Config, store: Store, name: str) -> Outcome:
     return _commit_manual(config, store, live, current, {})
 
 
-def _commit_manual(config: Config, store: Store, live: Live, entries: dict[str, Entry], payloads: dict[str, bytes]) -> Outcome:
+def _commit_manual(config: Config, store: Store, live: Live, entries: dict[str, Entry], payloads: Mapping[str, bytes]) -> Outcome:
     before = live.manual.digests if live.manual else {}
     after = {n: e.sha256 for n, e in entries.items()}
     summary = changes_between(before, after)

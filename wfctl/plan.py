@@ -111,7 +111,7 @@ class Plan:
         return {
             **self.to_json(),
             "git": git,
-            "target": {n: Entry.for_workflow("code", w.sha256, w.source_path, w.definition).to_json()
+            "target": {n: Entry.for_workflow("code", w).to_json()
                        for n, w in sorted(self.desired.items())},
             "payloads": {w.sha256: w.definition for w in self.desired.values() if w.sha256 in changed},
         }

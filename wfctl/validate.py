@@ -19,6 +19,7 @@ from pathlib import Path
 
 from wfctl import rules
 from wfctl.analyze import FileAnalysis, analyze_file
+from wfctl.cache import ValidationCache
 from wfctl.config import CONFIG_FILE, Config
 from wfctl.diagnostics import Diagnostic, Report
 from wfctl.errors import USAGE, WfError
@@ -86,11 +87,15 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     oversize = _check_total_size(config.root, files)
     if oversize:
         return Validation(Report([oversize], files=len(files), documents=0), resolve([]))
+    cache = ValidationCache.open(config.root, enabled=config.values["cache"])
+    known = {rel: cache.known(rel) for rel in files}
     workers = jobs or min(os.cpu_count() or 1, 8)
-    with _pool(workers if len(files) >= PARALLEL_THRESHOLD else 1) as pool:
-        analyses = analyze_all(config.root, files, pool, workers)
+    changed = sum(1 for rel in files if not known[rel])  # a cached file costs a read and a hash, no more
+    with _pool(workers if changed >= PARALLEL_THRESHOLD else 1) as pool:
+        analyses = [_settle(cache, a) for a in analyze_all(config.root, files, pool, workers, known)]
         documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
-    resolution = resolve(documents)
+    resolution = resolve(documents, cache)
+    cache.save()
     diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
     ours = [a for a in analyses if a.wfctl]
     if focus is not None:
@@ -99,6 +104,14 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
         ours = [a for a in ours if a.file in keep_files]
     report = Report(sorted(set(diagnostics)), files=len(ours), documents=sum(len(a.documents) for a in ours))
     return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
+
+
+def _settle(cache: ValidationCache, analysis: FileAnalysis) -> FileAnalysis:
+    """The cache's analysis of an unchanged file; a fresh one is remembered."""
+    if analysis.unchanged:
+        return cache.restore(analysis)
+    cache.remember(analysis)
+    return analysis
 
 
 def _check_total_size(root: Path, files: list[str]) -> Diagnostic | None:
@@ -124,21 +137,43 @@ def discover(config: Config) -> list[str]:
     root = config.root.resolve()
     found: set[str] = set()
     for rel in config.values["paths"]:
-        for path in _walk(root / rel):
-            found.add(path.relative_to(root).as_posix())
+        found.update(_walk(root, (root / rel).resolve()))
     found.discard(CONFIG_FILE)
     return sorted(found)
 
 
-def _walk(base: Path) -> Iterator[Path]:
-    if base.is_file():
-        yield base.resolve()
+def _walk(root: Path, base: Path) -> Iterator[str]:
+    """Repo-relative YAML files under ``base`` (resolved, inside ``root``). A symlink
+    counts as the file it points to, and only if that lies inside the repository: a
+    pull request must not get wfctl to read (and quote) files from elsewhere."""
+    if not base.is_dir():
+        if base.is_file():
+            yield base.relative_to(root).as_posix()
         return
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.endswith(SUFFIXES) and not name.startswith("."):
-                yield Path(dirpath, name).resolve()
+    folders = [(base, base.relative_to(root).as_posix())]
+    while folders:
+        folder, prefix = folders.pop()
+        prefix = "" if prefix == "." else prefix + "/"
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable folder: nothing to validate there
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                if entry.name.endswith(SUFFIXES):
+                    yield from _link_target(root, Path(entry.path))
+            elif entry.is_dir():
+                folders.append((Path(entry.path), prefix + entry.name))
+            elif entry.name.endswith(SUFFIXES):
+                yield prefix + entry.name
+
+
+def _link_target(root: Path, link: Path) -> Iterator[str]:
+    target = link.resolve()
+    if root in target.parents and target.is_file():
+        yield target.relative_to(root).as_posix()
 
 
 def focus_paths(config: Config, paths: Iterable[Path]) -> list[str]:
@@ -151,7 +186,7 @@ def focus_paths(config: Config, paths: Iterable[Path]) -> list[str]:
             raise WfError(USAGE, f"{path} is outside the repository {root}", "pass paths inside --repo")
         if not resolved.exists():
             raise WfError(USAGE, f"{path} does not exist", "pass existing files or folders")
-        out += [p.relative_to(root).as_posix() for p in _walk(resolved)]
+        out += _walk(root, resolved)
     return out
 
 
@@ -167,12 +202,14 @@ def _pool(workers: int) -> Iterator[Executor | None]:
         yield pool
 
 
-def analyze_all(root: Path, files: list[str], pool: Executor | None = None, workers: int = 1) -> list[FileAnalysis]:
-    """Per-file work, in the pool when there is one."""
+def analyze_all(root: Path, files: list[str], pool: Executor | None = None, workers: int = 1,
+                known: dict[str, str] | None = None) -> list[FileAnalysis]:
+    """Per-file work, in the pool when there is one; ``known``: digests the cache holds."""
+    digests = [(known or {}).get(rel, "") for rel in files]
     if pool is None:
-        return [analyze_file(root, rel) for rel in files]
+        return [analyze_file(root, rel, digest) for rel, digest in zip(files, digests, strict=True)]
     chunk = max(1, math.ceil(len(files) / (workers * 8)))
-    return list(pool.map(analyze_file, [root] * len(files), files, chunksize=chunk))
+    return list(pool.map(analyze_file, [root] * len(files), files, digests, chunksize=chunk))
 
 
 def related_files(focus: set[str], documents: list[Document]) -> set[str]:
@@ -180,7 +217,7 @@ def related_files(focus: set[str], documents: list[Document]) -> set[str]:
     by_name = {(d.kind, d.name): d.file for d in documents if d.name}
     edges: list[tuple[str, str]] = []
     for doc in documents:
-        for kind, name in references(doc):
+        for kind, name in doc.references:
             target = by_name.get((kind, name))
             if target:
                 edges.append((doc.file, target))
@@ -191,27 +228,3 @@ def related_files(focus: set[str], documents: list[Document]) -> set[str]:
         if target in focus:
             keep.add(source)
     return keep
-
-
-def _list(value: object) -> list[object]:
-    """A list from a document that may hold anything where a list belongs."""
-    return list(value) if isinstance(value, list) else []
-
-
-def references(doc: Document) -> Iterator[tuple[str, str]]:
-    """(kind, name) of every component and template a document uses."""
-    spec = doc.spec
-    template = spec.get("template")
-    if isinstance(template, str):
-        yield "WorkflowTemplate", template
-    body = spec.get("workflow") if doc.kind == "WorkflowTemplate" else spec
-    if not isinstance(body, dict):
-        return
-    tasks = _list(body.get("tasks"))
-    for group in _list(body.get("groups")):
-        if isinstance(group, dict):
-            tasks += _list(group.get("tasks"))
-    for task in tasks:
-        if isinstance(task, dict) and isinstance(task.get("component"), str):
-            yield "Component", task["component"]
-
