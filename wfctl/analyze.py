@@ -9,14 +9,16 @@ that look at one document alone. Cross-document work happens in
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from wfctl import rules
 from wfctl.diagnostics import Diagnostic
 from wfctl.errors import USAGE, WfError
-from wfctl.loader import YamlDocument, decode, load_text, read_file
+from wfctl.loader import SourceMap, YamlDocument, decode, load_text, read_file
 from wfctl.model import API_VERSION, COMPONENT, KINDS, TEMPLATE, WORKFLOW, Document, WorkflowView
 from wfctl.rules import dag, schedule
 from wfctl.rules import schema as schema_rule
@@ -70,8 +72,33 @@ def analyze_text(rel: str, text: str, digest: str = "") -> FileAnalysis:
     return result
 
 
+class Reloader:
+    """Loads deferred documents from their files when first needed, each file once,
+    and only if its bytes are still those that were analysed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, dict[int, YamlDocument]] = {}
+
+    def defer(self, doc: Document) -> Document:
+        """``doc`` without its data, which will load from its file (``doc.digest`` is required)."""
+        return defer(doc, partial(self._load, doc.file, doc.digest, doc.index))
+
+    def _load(self, rel: str, digest: str, index: int) -> tuple[dict[str, Any], SourceMap]:
+        if rel not in self._files:
+            self._files[rel] = reload(self.root, rel, digest)
+        doc = self._files[rel][index]
+        return doc.data, doc.sourcemap
+
+
+def defer(doc: Document, load: Callable[[], tuple[dict[str, Any], SourceMap]] | None) -> Document:
+    """A deferred copy of ``doc`` (``load=None``: one that can travel between processes)."""
+    return Document(doc.kind, doc.name, doc.file, doc.index, None, None, schema_ok=doc.schema_ok, digest=doc.digest,
+                    load=load, references=doc.references)
+
+
 def reload(root: Path, rel: str, digest: str) -> dict[int, YamlDocument]:
-    """The documents of a file the cache vouched for, loaded now that they are needed."""
+    """The documents of a file, loaded now that they are needed; the file must be unchanged."""
     try:
         data, _ = read_file(root, rel)
     except OSError:

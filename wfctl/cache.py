@@ -30,7 +30,6 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
 from dataclasses import astuple
 from functools import cache
 from importlib import metadata
@@ -38,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from wfctl import schemas
-from wfctl.analyze import FileAnalysis, reload
+from wfctl.analyze import FileAnalysis, Reloader
 from wfctl.diagnostics import Diagnostic
-from wfctl.loader import SourceMap, YamlDocument
-from wfctl.model import Document, Reference, ResolvedWorkflow
-from wfctl.resolve import Catalog
+from wfctl.model import Document, Reference
+from wfctl.resolve import Catalog, Settled
 
 CACHE_DIR = ".wfctl/cache"
 CACHE_FILE = "validation.json"
@@ -76,7 +74,7 @@ class ValidationCache:
         self._old_resolved = resolved or {}
         self._files: dict[str, Any] = {}
         self._resolved: dict[str, Any] = {}
-        self._loaded: dict[str, dict[int, YamlDocument]] = {}
+        self.reloader = Reloader(root)
 
     @classmethod
     def open(cls, root: Path, enabled: bool = True) -> ValidationCache:
@@ -106,8 +104,8 @@ class ValidationCache:
         entry = self._old_files[rel]
         self._files[rel] = entry
         documents = [
-            Document.deferred(kind, name, rel, index, schema_ok=schema_ok, digest=digest,
-                              references=[(k, n) for k, n in references], load=self._loader(rel, digest, index))
+            self.reloader.defer(Document(kind, name, rel, index, None, None, schema_ok=schema_ok, digest=digest,
+                                         references=[(k, n) for k, n in references]))
             for kind, name, index, schema_ok, references in entry["documents"]]
         diagnostics = [Diagnostic(*fields) for fields in entry["diagnostics"]]
         return FileAnalysis(rel, documents, diagnostics, entry["wfctl"], digest)
@@ -125,35 +123,26 @@ class ValidationCache:
                           for d in analysis.documents],
         }
 
-    def _loader(self, rel: str, digest: str, index: int) -> Callable[[], tuple[dict[str, Any], SourceMap]]:
-        def load() -> tuple[dict[str, Any], SourceMap]:
-            if rel not in self._loaded:
-                self._loaded[rel] = reload(self.root, rel, digest)
-            doc = self._loaded[rel][index]
-            return doc.data, doc.sourcemap
-        return load
-
     # -- resolution (wfctl.resolve.Memo) -----------------------------------------------------
 
-    def recall(self, doc: Document, catalog: Catalog, rebuild: Callable[[], dict[str, Any]]) -> ResolvedWorkflow | None:
+    def recall(self, doc: Document, catalog: Catalog) -> Settled | None:
         entry = self._old_resolved.get(doc.key) if doc.key else None
         if not isinstance(entry, dict):
             return None
+        lookups: dict[Reference, str | None] = {}
         for kind, name, key in entry["lookups"]:
             found = catalog.get(kind, name)
             if (found.key if found else "") != key:
                 return None
-        self._resolved[doc.key] = entry
-        return ResolvedWorkflow.cached(doc.name, doc.file, entry["sha256"], entry["owner"], entry["schedule"],
-                                       rebuild)
+            lookups[(kind, name)] = key
+        return Settled(entry["sha256"], entry["owner"], entry["schedule"], [], lookups)
 
-    def keep(self, doc: Document, lookups: Mapping[Reference, str | None], workflow: ResolvedWorkflow) -> None:
-        if not self.enabled or not doc.key or None in lookups.values():
-            return
-        self._resolved[doc.key] = {
-            "lookups": [[kind, name, key] for (kind, name), key in sorted(lookups.items())],
-            "sha256": workflow.sha256, "owner": workflow.owner, "schedule": workflow.schedule,
-        }
+    def keep(self, doc: Document, settled: Settled) -> None:
+        if self.enabled and doc.key:
+            self._resolved[doc.key] = {
+                "lookups": [[kind, name, key] for (kind, name), key in sorted(settled.lookups.items())],
+                "sha256": settled.sha256, "owner": settled.owner, "schedule": settled.schedule,
+            }
 
     # -- saving ------------------------------------------------------------------------------
 

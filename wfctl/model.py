@@ -41,17 +41,13 @@ class Document:
 
     def __init__(self, kind: str, name: str, file: str, index: int, data: dict[str, Any] | None,
                  sourcemap: SourceMap | None, *, schema_ok: bool = True, digest: str = "",
-                 load: Callable[[], tuple[dict[str, Any], SourceMap]] | None = None) -> None:
+                 load: Callable[[], tuple[dict[str, Any], SourceMap]] | None = None,
+                 references: list[Reference] | None = None) -> None:
         self.kind, self.name, self.file, self.index = kind, name, file, index
         self.schema_ok, self.digest = schema_ok, digest
         self._data, self._sourcemap, self._load = data, sourcemap, load
-
-    @classmethod
-    def deferred(cls, kind: str, name: str, file: str, index: int, *, schema_ok: bool, digest: str,
-                 references: list[Reference], load: Callable[[], tuple[dict[str, Any], SourceMap]]) -> Document:
-        doc = cls(kind, name, file, index, None, None, schema_ok=schema_ok, digest=digest, load=load)
-        doc.__dict__["references"] = references
-        return doc
+        if references is not None:  # known without the data (a deferred document)
+            self.__dict__["references"] = references
 
     def __repr__(self) -> str:
         return f"Document({self.ref})"

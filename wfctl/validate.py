@@ -14,17 +14,17 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wfctl import rules
-from wfctl.analyze import FileAnalysis, analyze_file
+from wfctl.analyze import FileAnalysis, analyze_file, defer
 from wfctl.cache import ValidationCache
 from wfctl.config import CONFIG_FILE, Config
 from wfctl.diagnostics import Diagnostic, Report
 from wfctl.errors import USAGE, WfError
-from wfctl.model import WORKFLOW, Document, ResolvedWorkflow
-from wfctl.resolve import Resolution, resolve
+from wfctl.model import COMPONENT, TEMPLATE, WORKFLOW, Document, ResolvedWorkflow
+from wfctl.resolve import Catalog, Resolution, Settled, index, resolve, settle
 
 PARALLEL_THRESHOLD = 200
 MAX_REPO_BYTES = 2 * 1024**3  # of YAML under the configured paths: beyond it, nothing is loaded
@@ -91,10 +91,14 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     known = {rel: cache.known(rel) for rel in files}
     workers = jobs or min(os.cpu_count() or 1, 8)
     changed = sum(1 for rel in files if not known[rel])  # a cached file costs a read and a hash, no more
-    with _pool(workers if changed >= PARALLEL_THRESHOLD else 1) as pool:
-        analyses = [_settle(cache, a) for a in analyze_all(config.root, files, pool, workers, known)]
-        documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
-    resolution = resolve(documents, cache)
+    if workers > 1 and changed >= PARALLEL_THRESHOLD and FORK:
+        analyses, settled, used = _in_workers(config.root, files, known, cache, workers)
+    else:
+        analyses, settled, used = [_restored(cache, analyze_file(config.root, rel, known[rel])) for rel in files], {}, None
+    documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
+    resolution = resolve(documents, cache, settled)
+    if used is not None and _identities(used) != _identities(resolution.catalog):
+        resolution = resolve(documents, cache)  # the pre-scan missed a catalog document: resolve here, correctly
     cache.save()
     diagnostics = [d for a in analyses for d in a.diagnostics] + resolution.diagnostics
     ours = [a for a in analyses if a.wfctl]
@@ -106,12 +110,81 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
 
 
-def _settle(cache: ValidationCache, analysis: FileAnalysis) -> FileAnalysis:
+def _restored(cache: ValidationCache, analysis: FileAnalysis) -> FileAnalysis:
     """The cache's analysis of an unchanged file; a fresh one is remembered."""
     if analysis.unchanged:
         return cache.restore(analysis)
     cache.remember(analysis)
     return analysis
+
+
+# --- many changed files: worker processes -----------------------------------------
+
+
+def _in_workers(root: Path, files: list[str], known: dict[str, str], cache: ValidationCache,
+                workers: int) -> tuple[list[FileAnalysis], dict[tuple[str, int], Settled], Catalog]:
+    """Analyse *and* resolve in forked workers, which send back summaries, not documents
+    (shipping parsed documents to this process cost as much as parsing them).
+
+    Resolution needs the catalog first, so files that may hold a component or template
+    (a byte pre-scan) are analysed here, before the fork; the workers inherit the catalog,
+    which is returned so the caller can check it was the whole repo's. Every other
+    document comes back deferred: it loads from its file if something needs it (a
+    diagnostic's position, a definition to publish)."""
+    global _SHARED
+    early = [rel for rel in files if _may_hold_catalog(root, rel)]
+    analyses = {rel: _restored(cache, analyze_file(root, rel, known[rel])) for rel in early}
+    catalog = index([d for a in analyses.values() for d in a.documents if d.kind in CATALOG_KINDS])[0]
+    rest = [rel for rel in files if rel not in analyses]
+    settled: dict[tuple[str, int], Settled] = {}
+    _SHARED = (cache, catalog)
+    try:
+        with _pool(workers) as pool:
+            chunk = max(1, math.ceil(len(rest) / (workers * 8)))
+            for analysis, found in pool.map(_analyze_and_settle, [root] * len(rest), rest,
+                                            [known[rel] for rel in rest], chunksize=chunk):
+                if not analysis.unchanged:
+                    analysis = replace(analysis, documents=[cache.reloader.defer(d) for d in analysis.documents])
+                analyses[analysis.file] = _restored(cache, analysis)
+                settled.update(found)
+    finally:
+        _SHARED = None
+    return [analyses[rel] for rel in files], settled, catalog
+
+
+_SHARED: tuple[ValidationCache, Catalog] | None = None  # set in the parent just before the workers fork
+CATALOG_KINDS = (COMPONENT, TEMPLATE)
+FORK = "fork" in multiprocessing.get_all_start_methods()  # elsewhere, workers could not inherit the catalog
+
+
+def _may_hold_catalog(root: Path, rel: str) -> bool:
+    """Could this file hold a Component or a WorkflowTemplate? False positives only cost time;
+    a miss is caught afterwards, when the whole repo's catalog is known."""
+    try:
+        data = (root / rel).read_bytes()
+    except OSError:
+        return False
+    return b"Component" in data or b"WorkflowTemplate" in data
+
+
+def _analyze_and_settle(root: Path, rel: str, known: str) -> tuple[FileAnalysis, dict[tuple[str, int], Settled]]:
+    """In a worker: one file's analysis (its documents stripped for the trip back) and
+    the resolution of its workflows against the inherited catalog."""
+    assert _SHARED is not None
+    cache, catalog = _SHARED
+    analysis = analyze_file(root, rel, known)
+    local = cache.restore(analysis) if analysis.unchanged else analysis
+    settled = {}
+    for doc in local.documents:
+        if doc.kind == WORKFLOW:
+            settled[(rel, doc.index)] = cache.recall(doc, catalog) or settle(doc, catalog)[1]
+    if analysis.unchanged:
+        return analysis, settled
+    return replace(analysis, documents=[defer(d, None) for d in analysis.documents]), settled
+
+
+def _identities(catalog: Catalog) -> dict[str, dict[str, tuple[str, int]]]:
+    return {kind: {name: (d.file, d.index) for name, d in catalog.by_kind[kind].items()} for kind in CATALOG_KINDS}
 
 
 def _check_total_size(root: Path, files: list[str]) -> Diagnostic | None:
@@ -191,25 +264,11 @@ def focus_paths(config: Config, paths: Iterable[Path]) -> list[str]:
 
 
 @contextmanager
-def _pool(workers: int) -> Iterator[Executor | None]:
-    """A process pool once there are enough files to pay for one (fork where available:
-    no re-import per worker); None means work in-line."""
-    if workers <= 1:
-        yield None
-        return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+def _pool(workers: int) -> Iterator[Executor]:
+    """Forked workers: no re-import, and they inherit ``_SHARED``."""
+    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.disable) as pool:
         yield pool
-
-
-def analyze_all(root: Path, files: list[str], pool: Executor | None = None, workers: int = 1,
-                known: dict[str, str] | None = None) -> list[FileAnalysis]:
-    """Per-file work, in the pool when there is one; ``known``: digests the cache holds."""
-    digests = [(known or {}).get(rel, "") for rel in files]
-    if pool is None:
-        return [analyze_file(root, rel, digest) for rel, digest in zip(files, digests, strict=True)]
-    chunk = max(1, math.ceil(len(files) / (workers * 8)))
-    return list(pool.map(analyze_file, [root] * len(files), files, digests, chunksize=chunk))
 
 
 def related_files(focus: set[str], documents: list[Document]) -> set[str]:
