@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -33,25 +34,23 @@ from wfctl.rules import Rule
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader is ~5x faster
 
 
+_RESOLVER = _Base("")  # only its implicit-resolver tables are used
+
+
+@lru_cache(maxsize=65_536)
+def _resolve_tag(kind: Any, value: Any, implicit: Any) -> Any:
+    return _Base.resolve(_RESOLVER, kind, value, implicit)
+
+
 class _Loader(_Base):  # type: ignore[misc]
     """The safe loader with a memo in front of the implicit-tag resolver.
 
-    The composer asks for the tag of every scalar; keys and many values repeat
+    The composer asks for the tag of every node; keys and many values repeat
     (``name``, ``component``, ``true``), and the regex walk was ~15% of loading.
+    A C-level cache (not a Python method) keeps the per-node call cheap too.
     """
 
-    _memo: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not ScalarNode:
-            return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = self._memo.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._memo) < 100_000:
-                self._memo[key] = tag
-        return tag
+    resolve = staticmethod(_resolve_tag)
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         """No path resolvers are registered: skip the bookkeeping."""
@@ -276,19 +275,22 @@ def _build(rel: str, index: int, root: Node, diagnostics: list[Diagnostic]) -> Y
     count the event-based check uses for files too large to compose safely).
     """
     sm = SourceMap()
+    values = sm.values
     holder: dict[str, Any] = {}
     stack: list[tuple[Node, Path_, Any, Any, int]] = [(root, (), holder, "root", 1)]
     budget = _Budget()
-    while stack:
+    while stack:  # the hot loop of loading: locals and type identity on purpose
         node, path, parent, slot, depth = stack.pop()
         budget.spend(node)
-        if depth > MAX_DEPTH and not isinstance(node, ScalarNode):
-            raise _too_deep(_pos(node))
         mark = node.start_mark
-        sm.values[path] = (mark.line + 1, mark.column + 1)
-        if isinstance(node, ScalarNode):
-            parent[slot] = _scalar(rel, node, path, sm, diagnostics)
-        elif isinstance(node, SequenceNode):
+        values[path] = (mark.line + 1, mark.column + 1)
+        kind = type(node)
+        if kind is ScalarNode:
+            parent[slot] = node.value if node.tag == _STR else _scalar(rel, node, path, sm, diagnostics)
+            continue
+        if depth > MAX_DEPTH:
+            raise _too_deep(_pos(node))
+        if kind is SequenceNode:
             _check_tag(node, _SEQ)
             items: list[Any] = [None] * len(node.value)
             parent[slot] = items
@@ -334,10 +336,9 @@ def _scalar(rel: str, node: ScalarNode, path: Path_, sm: SourceMap, diagnostics:
 def _mapping_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
                    diagnostics: list[Diagnostic], budget: _Budget) -> list[tuple[str, Node]]:
     """Key/value pairs with ``<<`` merges applied; explicit keys beat merged ones."""
-    if any(k.tag == _MERGE for k, _ in node.value):
-        entries: Iterable[tuple[Node, Node, bool]] = _flatten(node)
-    else:  # the common case, kept cheap
-        entries = [(k, v, False) for k, v in node.value]
+    if "<<" not in [k.value for k, _ in node.value] or not any(k.tag == _MERGE for k, _ in node.value):
+        return _plain_pairs(rel, node, path, sm, diagnostics)  # the common case, kept cheap
+    entries: Iterable[tuple[Node, Node, bool]] = _flatten(node)
     seen: dict[str, bool] = {}
     pairs: dict[str, Node] = {}
     keys = sm.keys
@@ -345,23 +346,46 @@ def _mapping_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
         if merged:
             budget.spend(key_node)
         if not isinstance(key_node, ScalarNode):
-            raise _Stop(rules.UNSUPPORTED_TAG, _pos(key_node), "mapping keys must be plain scalars",
-                        "use a string key")
+            raise _not_scalar_key(key_node)
         key = key_node.value  # the key as written: `on:` stays "on", never True
         if key in seen:
             if merged:
                 continue
             if not seen[key]:
-                first = keys[(*path, key)][0]
-                diagnostics.append(rules.DUPLICATE_KEY.at(
-                    rel, _pos(key_node), f"duplicate key {key!r} (first defined at line {first})",
-                    "remove one of the two; YAML parsers would silently keep only the last"))
+                diagnostics.append(_duplicate_key(rel, key_node, keys[(*path, key)][0]))
                 continue
         seen[key] = merged
         pairs[key] = value_node
         mark = key_node.start_mark
         keys[(*path, key)] = (mark.line + 1, mark.column + 1)
     return list(pairs.items())
+
+
+def _plain_pairs(rel: str, node: MappingNode, path: Path_, sm: SourceMap,
+                 diagnostics: list[Diagnostic]) -> list[tuple[str, Node]]:
+    """:func:`_mapping_pairs` of a mapping without ``<<`` merges."""
+    pairs: dict[str, Node] = {}
+    keys = sm.keys
+    for key_node, value_node in node.value:
+        if type(key_node) is not ScalarNode:
+            raise _not_scalar_key(key_node)
+        key = key_node.value  # the key as written: `on:` stays "on", never True
+        if key in pairs:
+            diagnostics.append(_duplicate_key(rel, key_node, keys[(*path, key)][0]))
+            continue
+        pairs[key] = value_node
+        mark = key_node.start_mark
+        keys[(*path, key)] = (mark.line + 1, mark.column + 1)
+    return list(pairs.items())
+
+
+def _not_scalar_key(key_node: Node) -> _Stop:
+    return _Stop(rules.UNSUPPORTED_TAG, _pos(key_node), "mapping keys must be plain scalars", "use a string key")
+
+
+def _duplicate_key(rel: str, key_node: Node, first_line: int) -> Diagnostic:
+    return rules.DUPLICATE_KEY.at(rel, _pos(key_node), f"duplicate key {key_node.value!r} (first defined at line {first_line})",
+                                  "remove one of the two; YAML parsers would silently keep only the last")
 
 
 def _flatten(node: MappingNode, depth: int = 0) -> Iterator[tuple[Node, Node, bool]]:
