@@ -279,18 +279,17 @@ def _build(rel: str, index: int, root: Node, diagnostics: list[Diagnostic]) -> Y
     holder: dict[str, Any] = {}
     stack: list[tuple[Node, Path_, Any, Any, int]] = [(root, (), holder, "root", 1)]
     budget = _Budget()
-    while stack:  # the hot loop of loading: locals and type identity on purpose
+    while stack:  # the hot loop of loading
         node, path, parent, slot, depth = stack.pop()
         budget.spend(node)
         mark = node.start_mark
         values[path] = (mark.line + 1, mark.column + 1)
-        kind = type(node)
-        if kind is ScalarNode:
+        if isinstance(node, ScalarNode):
             parent[slot] = node.value if node.tag == _STR else _scalar(rel, node, path, sm, diagnostics)
             continue
         if depth > MAX_DEPTH:
             raise _too_deep(_pos(node))
-        if kind is SequenceNode:
+        if isinstance(node, SequenceNode):
             _check_tag(node, _SEQ)
             items: list[Any] = [None] * len(node.value)
             parent[slot] = items
