@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from wfctl.loader import Path_, Pos, SourceMap
@@ -154,10 +154,15 @@ class ResolvedWorkflow:
 
     @classmethod
     def cached(cls, name: str, source_path: str, sha256: str, owner: str, schedule: str | None,
-               rebuild: Callable[[], dict[str, Any]]) -> ResolvedWorkflow:
+               rebuild: Callable[[], dict[str, Any]], canonical: bytes | None = None) -> ResolvedWorkflow:
+        """A workflow known by its digest (and perhaps its canonical bytes); the definition
+        comes from ``canonical`` or, failing that, from ``rebuild``."""
         workflow = cls.__new__(cls)
-        workflow.name, workflow.source_path, workflow._rebuild = name, source_path, rebuild
+        workflow.name, workflow.source_path = name, source_path
+        workflow._rebuild = rebuild if canonical is None else partial(json.loads, canonical)
         workflow.__dict__.update(sha256=sha256, owner=owner, schedule=schedule)
+        if canonical is not None:
+            workflow.__dict__["canonical"] = canonical
         return workflow
 
     def __repr__(self) -> str:

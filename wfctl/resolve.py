@@ -79,6 +79,7 @@ class Settled:
     schedule: str | None
     diagnostics: list[Diagnostic]
     lookups: dict[Reference, str | None]
+    canonical: bytes | None = None  # from a worker: bytes travel cheaply, and publish needs them all
 
     @property
     def memoisable(self) -> bool:
@@ -87,7 +88,8 @@ class Settled:
     def workflow(self, doc: Document, rebuild: Callable[[], dict[str, Any]]) -> ResolvedWorkflow | None:
         if self.sha256 is None:
             return None
-        return ResolvedWorkflow.cached(doc.name, doc.file, self.sha256, self.owner, self.schedule, rebuild)
+        return ResolvedWorkflow.cached(doc.name, doc.file, self.sha256, self.owner, self.schedule, rebuild,
+                                       self.canonical)
 
 
 class Memo(Protocol):
@@ -154,7 +156,8 @@ def settle(doc: Document, catalog: Catalog) -> tuple[ResolvedWorkflow | None, Se
     resolved, problems = resolve_workflow(doc, recording)
     if resolved is None:
         return None, Settled(None, "", None, problems, recording.lookups)
-    return resolved, Settled(resolved.sha256, resolved.owner, resolved.schedule, problems, recording.lookups)
+    return resolved, Settled(resolved.sha256, resolved.owner, resolved.schedule, problems, recording.lookups,
+                             resolved.canonical)
 
 
 def _rebuild(doc: Document, catalog: Catalog) -> dict[str, Any]:
