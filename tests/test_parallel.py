@@ -12,8 +12,9 @@ from conftest import BASH_COMPONENT, component, template, workflow
 
 from wfctl import config as config_mod
 from wfctl import validate as validate_mod
+from wfctl import workers as workers_mod
 
-pytestmark = pytest.mark.skipif(not validate_mod.FORK, reason="the worker path needs fork")
+pytestmark = pytest.mark.skipif(not workers_mod.FORK, reason="the worker path needs fork")
 
 COUNT = validate_mod.PARALLEL_THRESHOLD + 40
 TEMPLATE = template("nightly", """
@@ -76,12 +77,12 @@ def test_workers_report_exactly_what_in_line_does(tmp_path: Path, hidden: bool,
     root = make(tmp_path, hidden)
     inline = run(root, jobs=1)
     calls: list[str] = []
-    for name in ("_in_workers", "resolve"):
-        real = getattr(validate_mod, name)
-        monkeypatch.setattr(validate_mod, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    for module, name in ((workers_mod, "analyze"), (validate_mod, "resolve")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     parallel = run(root, jobs=2)
     # a catalog document the pre-scan missed is caught, and everything is resolved again here
-    assert calls == (["_in_workers", "resolve", "resolve"] if hidden else ["_in_workers", "resolve"])
+    assert calls == (["analyze", "resolve", "resolve"] if hidden else ["analyze", "resolve"])
     assert outcome(parallel) == outcome(inline)
     rules = {d.rule for d in inline.report.diagnostics}
     assert {"WF301", "WF400", "WF503", "WF200", "WF600"} <= rules

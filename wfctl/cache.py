@@ -110,6 +110,13 @@ class ValidationCache:
         diagnostics = [Diagnostic(*fields) for fields in entry["diagnostics"]]
         return FileAnalysis(rel, documents, diagnostics, entry["wfctl"], digest)
 
+    def adopt(self, analysis: FileAnalysis) -> FileAnalysis:
+        """The cached analysis of a file that came back unchanged; a fresh one is remembered."""
+        if analysis.unchanged:
+            return self.restore(analysis)
+        self.remember(analysis)
+        return analysis
+
     def remember(self, analysis: FileAnalysis) -> None:
         """Keep a fresh analysis (files outside the repo, or read without a digest, are not kept)."""
         rel = analysis.file

@@ -8,23 +8,21 @@ the :class:`Validation`'s resolved workflows only when it has no errors.
 from __future__ import annotations
 
 import gc
-import math
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wfctl import rules
-from wfctl.analyze import FileAnalysis, analyze_file, defer
+from wfctl import workers as workers_mod
+from wfctl.analyze import analyze_file
 from wfctl.cache import ValidationCache
 from wfctl.config import CONFIG_FILE, Config
 from wfctl.diagnostics import Diagnostic, Report
 from wfctl.errors import USAGE, WfError
-from wfctl.model import COMPONENT, TEMPLATE, WORKFLOW, Document, ResolvedWorkflow
-from wfctl.resolve import Catalog, Resolution, Settled, index, resolve, settle
+from wfctl.model import WORKFLOW, Document, ResolvedWorkflow
+from wfctl.resolve import Catalog, Resolution, resolve
 
 PARALLEL_THRESHOLD = 200
 MAX_REPO_BYTES = 2 * 1024**3  # of YAML under the configured paths: beyond it, nothing is loaded
@@ -91,10 +89,11 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     known = {rel: cache.known(rel) for rel in files}
     workers = jobs or min(os.cpu_count() or 1, 8)
     changed = sum(1 for rel in files if not known[rel])  # a cached file costs a read and a hash, no more
-    if workers > 1 and changed >= PARALLEL_THRESHOLD and FORK:
-        analyses, settled, used = _in_workers(config.root, files, known, cache, workers)
+    if workers > 1 and changed >= PARALLEL_THRESHOLD and workers_mod.FORK:
+        analyses, settled, used = workers_mod.analyze(config.root, files, known, cache, workers)
     else:
-        analyses, settled, used = [_restored(cache, analyze_file(config.root, rel, known[rel])) for rel in files], {}, None
+        analyses = [cache.adopt(analyze_file(config.root, rel, known[rel])) for rel in files]
+        settled, used = {}, None
     documents = [doc for a in analyses for doc in a.documents if keep is None or keep(doc)]
     resolution = resolve(documents, cache, settled)
     if used is not None and _identities(used) != _identities(resolution.catalog):
@@ -110,81 +109,10 @@ def _run_unpaused(config: Config, files: list[str], focus: Iterable[str] | None,
     return Validation(report, resolution, [a.file for a in analyses if not a.wfctl])
 
 
-def _restored(cache: ValidationCache, analysis: FileAnalysis) -> FileAnalysis:
-    """The cache's analysis of an unchanged file; a fresh one is remembered."""
-    if analysis.unchanged:
-        return cache.restore(analysis)
-    cache.remember(analysis)
-    return analysis
-
-
-# --- many changed files: worker processes -----------------------------------------
-
-
-def _in_workers(root: Path, files: list[str], known: dict[str, str], cache: ValidationCache,
-                workers: int) -> tuple[list[FileAnalysis], dict[tuple[str, int], Settled], Catalog]:
-    """Analyse *and* resolve in forked workers, which send back summaries, not documents
-    (shipping parsed documents to this process cost as much as parsing them).
-
-    Resolution needs the catalog first, so files that may hold a component or template
-    (a byte pre-scan) are analysed here, before the fork; the workers inherit the catalog,
-    which is returned so the caller can check it was the whole repo's. Every other
-    document comes back deferred: it loads from its file if something needs it (a
-    diagnostic's position, a definition to publish)."""
-    global _SHARED
-    early = [rel for rel in files if _may_hold_catalog(root, rel)]
-    analyses = {rel: _restored(cache, analyze_file(root, rel, known[rel])) for rel in early}
-    catalog = index([d for a in analyses.values() for d in a.documents if d.kind in CATALOG_KINDS])[0]
-    rest = [rel for rel in files if rel not in analyses]
-    settled: dict[tuple[str, int], Settled] = {}
-    _SHARED = (cache, catalog)
-    try:
-        with _pool(workers) as pool:
-            chunk = max(1, math.ceil(len(rest) / (workers * 8)))
-            for analysis, found in pool.map(_analyze_and_settle, [root] * len(rest), rest,
-                                            [known[rel] for rel in rest], chunksize=chunk):
-                if not analysis.unchanged:
-                    analysis = replace(analysis, documents=[cache.reloader.defer(d) for d in analysis.documents])
-                analyses[analysis.file] = _restored(cache, analysis)
-                settled.update(found)
-    finally:
-        _SHARED = None
-    return [analyses[rel] for rel in files], settled, catalog
-
-
-_SHARED: tuple[ValidationCache, Catalog] | None = None  # set in the parent just before the workers fork
-CATALOG_KINDS = (COMPONENT, TEMPLATE)
-FORK = "fork" in multiprocessing.get_all_start_methods()  # elsewhere, workers could not inherit the catalog
-
-
-def _may_hold_catalog(root: Path, rel: str) -> bool:
-    """Could this file hold a Component or a WorkflowTemplate? False positives only cost time;
-    a miss is caught afterwards, when the whole repo's catalog is known."""
-    try:
-        data = (root / rel).read_bytes()
-    except OSError:
-        return False
-    return b"Component" in data or b"WorkflowTemplate" in data
-
-
-def _analyze_and_settle(root: Path, rel: str, known: str) -> tuple[FileAnalysis, dict[tuple[str, int], Settled]]:
-    """In a worker: one file's analysis (its documents stripped for the trip back) and
-    the resolution of its workflows against the inherited catalog."""
-    assert _SHARED is not None
-    cache, catalog = _SHARED
-    analysis = analyze_file(root, rel, known)
-    local = cache.restore(analysis) if analysis.unchanged else analysis
-    settled = {}
-    for doc in local.documents:
-        if doc.kind == WORKFLOW:
-            settled[(rel, doc.index)] = cache.recall(doc, catalog) or settle(doc, catalog)[1]
-    if analysis.unchanged:
-        return analysis, settled
-    return replace(analysis, documents=[defer(d, None) for d in analysis.documents]), settled
-
-
 def _identities(catalog: Catalog) -> dict[str, dict[str, tuple[str, int]]]:
-    return {kind: {name: (d.file, d.index) for name, d in catalog.by_kind[kind].items()} for kind in CATALOG_KINDS}
+    """Which document holds each component and template name."""
+    return {kind: {name: (d.file, d.index) for name, d in catalog.by_kind[kind].items()}
+            for kind in workers_mod.CATALOG_KINDS}
 
 
 def _check_total_size(root: Path, files: list[str]) -> Diagnostic | None:
@@ -261,14 +189,6 @@ def focus_paths(config: Config, paths: Iterable[Path]) -> list[str]:
             raise WfError(USAGE, f"{path} does not exist", "pass existing files or folders")
         out += _walk(root, resolved)
     return out
-
-
-@contextmanager
-def _pool(workers: int) -> Iterator[Executor]:
-    """Forked workers: no re-import, and they inherit ``_SHARED``."""
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.disable) as pool:
-        yield pool
 
 
 def related_files(focus: set[str], documents: list[Document]) -> set[str]:
