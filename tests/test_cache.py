@@ -179,8 +179,14 @@ def test_a_cache_committed_to_git_is_never_trusted(tmp_path: Path) -> None:
     assert "WF400" in rules
 
 
-@pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"fingerprint": "x", "files": {}}',
-                                     b'{"fingerprint": "%s", "files": [], "resolved": 7}'])
+@pytest.mark.parametrize("garbage", [
+    b"", b"{not json", b"[]", b'{"fingerprint": "x", "files": {}}',
+    b'{"format": 1, "fingerprint": "%s", "files": [], "resolved": 7}',
+    b'{"format": 1, "fingerprint": "%s", "files": {"workflows/uses-bash.yaml": {"digest": "d", "wfctl": true, '
+    b'"diagnostics": [], "documents": "x"}}, "resolved": {}}',
+    b'{"format": 1, "fingerprint": "%s", "files": {}, "resolved": {"k": {"lookups": [["Component"]], '
+    b'"sha256": "s", "owner": "o", "schedule": null}}}',
+])
 def test_a_corrupt_or_foreign_cache_is_a_cold_run(tmp_path: Path, loads: Counter[str], garbage: bytes) -> None:
     root = make(tmp_path)
     expected = outcome(run(root, cache=False))
@@ -190,6 +196,23 @@ def test_a_corrupt_or_foreign_cache_is_a_cold_run(tmp_path: Path, loads: Counter
     assert outcome(run(root)) == expected
     assert sum(loads.values()) == len(FILES) - 1
     assert json.loads((root / CACHE).read_text())["fingerprint"] == cache_mod.fingerprint()  # rewritten
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    ("files", "documents", "x"), ("files", "diagnostics", [[1, 2]]), ("resolved", "lookups", [["Component"]]),
+    ("resolved", "sha256", None),
+])
+def test_a_cache_with_a_malformed_entry_is_a_cold_run(tmp_path: Path, loads: Counter[str], section: str, field: str,
+                                                      value: Any) -> None:
+    root = make(tmp_path)
+    expected = outcome(run(root))
+    cached = json.loads((root / CACHE).read_text())
+    for entry in cached[section].values():  # the digests still match: without the schema check, this would crash
+        entry[field] = value
+    (root / CACHE).write_text(json.dumps(cached))
+    loads.clear()
+    assert outcome(run(root)) == expected
+    assert sum(loads.values()) == len(FILES) - 1
 
 
 def test_a_new_fingerprint_discards_every_entry(tmp_path: Path, loads: Counter[str],

@@ -36,6 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
+
 from wfctl import schemas
 from wfctl.analyze import FileAnalysis, Reloader
 from wfctl.diagnostics import Diagnostic
@@ -46,6 +48,36 @@ CACHE_DIR = ".wfctl/cache"
 CACHE_FILE = "validation.json"
 FORMAT = 1
 JUDGES = ("pyyaml", "jsonschema-rs", "jsonschema", "croniter")  # libraries whose verdicts we keep
+
+
+def _row(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "prefixItems": list(items), "minItems": len(items), "maxItems": len(items)}
+
+
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer"}
+# What save() writes; anything else (a hand edit, another wfctl's bug) makes a cold run, never a traceback.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "fingerprint", "files", "resolved"],
+    "properties": {
+        "files": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["digest", "wfctl", "diagnostics", "documents"],
+            "properties": {
+                "digest": _STR, "wfctl": {"type": "boolean"},
+                "diagnostics": {"type": "array", "items": _row(
+                    _STR, _INT, _INT, {"enum": ["error", "warning"]}, _STR, _STR, _STR)},
+                "documents": {"type": "array", "items": _row(
+                    _STR, _STR, _INT, {"type": "boolean"}, {"type": "array", "items": _row(_STR, _STR)})},
+            }}},
+        "resolved": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["lookups", "sha256", "owner", "schedule"],
+            "properties": {
+                "lookups": {"type": "array", "items": _row(_STR, _STR, _STR)},
+                "sha256": _STR, "owner": _STR, "schedule": {"type": ["string", "null"]},
+            }}},
+    },
+}
 
 
 @cache
@@ -88,15 +120,16 @@ class ValidationCache:
             return cls(root)
         if not isinstance(raw, dict) or raw.get("fingerprint") != fingerprint() or _tracked_by_git(root):
             return cls(root)
-        files, resolved = raw.get("files"), raw.get("resolved")
-        return cls(root, files if isinstance(files, dict) else {}, resolved if isinstance(resolved, dict) else {})
+        if not jsonschema_rs.validator_for(SCHEMA).is_valid(raw):
+            return cls(root)
+        return cls(root, raw["files"], raw["resolved"])
 
     # -- files -------------------------------------------------------------------------------
 
     def known(self, rel: str) -> str:
         """The digest of ``rel``'s bytes when last analysed, or ""."""
         entry = self._old_files.get(rel)
-        return entry["digest"] if isinstance(entry, dict) and isinstance(entry.get("digest"), str) else ""
+        return entry["digest"] if entry else ""
 
     def restore(self, analysis: FileAnalysis) -> FileAnalysis:
         """The cached analysis of a file that came back ``unchanged``, its documents deferred."""
@@ -134,7 +167,7 @@ class ValidationCache:
 
     def recall(self, doc: Document, catalog: Catalog) -> Settled | None:
         entry = self._old_resolved.get(doc.key) if doc.key else None
-        if not isinstance(entry, dict):
+        if entry is None:
             return None
         lookups: dict[Reference, str | None] = {}
         for kind, name, key in entry["lookups"]:
