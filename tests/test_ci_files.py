@@ -409,6 +409,23 @@ def test_pr_template_jobs_and_permissions() -> None:
     assert "head.repo.full_name == github.repository" in upload["if"]  # forks' tokens cannot upload
 
 
+def test_templates_keep_the_validation_cache() -> None:
+    """validate and deploy restore and save .wfctl/cache; the PR plan job only restores it
+    (the validate job of the same run saves it)."""
+    pr, deploy = _load(PR_TEMPLATE), _load(DEPLOY_TEMPLATE)
+    (deploy_job,) = deploy["jobs"].values()
+    saving = [_step(pr["jobs"]["validate"], "actions/cache@"), _step(deploy_job, "actions/cache@")]
+    restoring = _step(pr["jobs"]["plan"], "actions/cache/restore@")
+    for step in [*saving, restoring]:
+        assert step["with"] == {"path": ".wfctl/cache", "key": "wfctl-cache-${{ github.sha }}",
+                                "restore-keys": "wfctl-cache-"}
+    for job in (pr["jobs"]["validate"], pr["jobs"]["plan"], deploy_job):
+        uses = [str(s.get("uses", "")) for s in job["steps"]]
+        cache_at = next(i for i, u in enumerate(uses) if u.startswith("actions/cache"))
+        first_wfctl = next(i for i, s in enumerate(job["steps"]) if "wfctl " in str(s.get("run", "")))
+        assert cache_at < first_wfctl
+
+
 def test_pr_template_handles_forks() -> None:
     plan = _load(PR_TEMPLATE)["jobs"]["plan"]
     untrusted = plan["env"]["UNTRUSTED"]
