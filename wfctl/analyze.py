@@ -82,7 +82,10 @@ class Reloader:
 
     def defer(self, doc: Document) -> Document:
         """``doc`` without its data, which will load from its file (``doc.digest`` is required)."""
-        return defer(doc, partial(self._load, doc.file, doc.digest, doc.index))
+        return defer(doc, self.loader(doc.file, doc.digest, doc.index))
+
+    def loader(self, rel: str, digest: str, index: int) -> Callable[[], tuple[dict[str, Any], SourceMap]]:
+        return partial(self._load, rel, digest, index)
 
     def _load(self, rel: str, digest: str, index: int) -> tuple[dict[str, Any], SourceMap]:
         if rel not in self._files:

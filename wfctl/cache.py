@@ -137,8 +137,8 @@ class ValidationCache:
         entry = self._old_files[rel]
         self._files[rel] = entry
         documents = [
-            self.reloader.defer(Document(kind, name, rel, index, None, None, schema_ok=schema_ok, digest=digest,
-                                         references=[(k, n) for k, n in references]))
+            Document(kind, name, rel, index, None, None, schema_ok=schema_ok, digest=digest,
+                     load=self.reloader.loader(rel, digest, index), references=[(k, n) for k, n in references])
             for kind, name, index, schema_ok, references in entry["documents"]]
         diagnostics = [Diagnostic(*fields) for fields in entry["diagnostics"]]
         return FileAnalysis(rel, documents, diagnostics, entry["wfctl"], digest)
