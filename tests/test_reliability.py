@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from gitops_helpers import set_cron, set_description
 from servers import S3Server, closed_port, fake_aws_env, moto_server, seaweedfs  # noqa: F401
 
 from wfctl import config as config_mod
@@ -71,8 +72,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLES = PROJECT / "workflows"
 CODE_NAMES = ["customer-reprocess", "daily-sales", "finance-month-end", "hello-bash", "marketing-attribution",
               "orders-hourly-sync", "refresh-customers", "refresh-products"]
-DAILY_SALES = "workflows/pipelines/daily-sales.yaml"
-HELLO_BASH = "workflows/pipelines/hello-bash.yaml"
 ERROR_LINE = re.compile(r"^error\[(WF\d{3})\]: (.*)$", re.MULTILINE)
 TIMEOUT = 120
 
@@ -107,20 +106,6 @@ def make_repo(root: Path, pipelines: tuple[str, ...] | None = None) -> Path:
 def commit(root: Path, message: str) -> None:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", message)
-
-
-def set_cron(root: Path, cron: str, rel: str = DAILY_SALES) -> None:
-    path = root / rel
-    text, count = re.subn(r'cron: "[^"]*"', f'cron: "{cron}"', path.read_text(), count=1)
-    assert count == 1
-    path.write_text(text)
-
-
-def set_description(root: Path, description: str, rel: str = HELLO_BASH) -> None:
-    path = root / rel
-    text, count = re.subn(r"(?m)^  description: .*$", f"  description: {description}", path.read_text(), count=1)
-    assert count == 1
-    path.write_text(text)
 
 
 @dataclass
