@@ -26,7 +26,7 @@ WORKFLOW_NAMES = {"customer-reprocess", "daily-sales", "finance-month-end", "hel
                   "orders-hourly-sync", "refresh-customers", "refresh-products"}
 DAILY_SALES = "workflows/pipelines/daily-sales.yaml"
 HELLO_BASH = "workflows/pipelines/hello-bash.yaml"
-ERROR_LINE = re.compile(r"^error\[(WF\d{3})\]: .+", re.MULTILINE)
+ERROR_LINE = re.compile(r"^error\[(WF\d{3})\]: (.+)$", re.MULTILINE)
 # Variables of the developer's or CI's shell that would change what wfctl does.
 _SCRUB = ("GITHUB_ACTOR", "GITHUB_REF_TYPE", "GITHUB_REF_NAME", "GITHUB_STEP_SUMMARY", "NO_COLOR", "CI")
 
@@ -103,6 +103,17 @@ class Result:
         except ValueError:
             raise AssertionError(f"stdout of {self.args} is not JSON:\n{self.out}\nstderr:\n{self.err}") from None
 
+    @property
+    def codes(self) -> list[str]:
+        """The ``WFnnn`` of every ``error[WFnnn]:`` line on stderr."""
+        return [code for code, _ in ERROR_LINE.findall(self.err)]
+
+    @property
+    def message(self) -> str:
+        """The message of the last error line, or ``""``."""
+        found = ERROR_LINE.findall(self.err)
+        return found[-1][1] if found else ""
+
     def __str__(self) -> str:
         return f"wfctl {' '.join(self.args)} -> exit {self.rc}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
@@ -126,8 +137,7 @@ def assert_error(result: Result, code: str, rc: int) -> str:
     """The documented error shape: exit code, one ``error[WFnnn]: ...`` line and a
     ``hint:`` line on stderr, no traceback anywhere. Returns the error message."""
     assert result.rc == rc, str(result)
-    found = ERROR_LINE.findall(result.err)
-    assert found == [code], str(result)
+    assert result.codes == [code], str(result)
     lines = result.err.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"error[{code}]: "))
     assert at + 1 < len(lines) and lines[at + 1].startswith("hint: ") and len(lines[at + 1]) > len("hint: "), str(result)

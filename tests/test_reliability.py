@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from gitops_helpers import set_cron, set_description
+from gitops_helpers import Result, assert_error, set_cron, set_description
 from servers import S3Server, closed_port, fake_aws_env, moto_server, seaweedfs  # noqa: F401
 
 from wfctl import config as config_mod
@@ -72,7 +72,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLES = PROJECT / "workflows"
 CODE_NAMES = ["customer-reprocess", "daily-sales", "finance-month-end", "hello-bash", "marketing-attribution",
               "orders-hourly-sync", "refresh-customers", "refresh-products"]
-ERROR_LINE = re.compile(r"^error\[(WF\d{3})\]: (.*)$", re.MULTILINE)
 TIMEOUT = 120
 
 
@@ -211,62 +210,26 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Run:
-    args: list[str]
-    rc: int
-    out: str
-    err: str
-
-    @property
-    def data(self) -> Any:
-        try:
-            return json.loads(self.out)
-        except ValueError:
-            raise AssertionError(f"stdout is not JSON:\n{self}") from None
-
-    @property
-    def codes(self) -> list[str]:
-        return [code for code, _ in ERROR_LINE.findall(self.err)]
-
-    @property
-    def message(self) -> str:
-        found = ERROR_LINE.findall(self.err)
-        return found[-1][1] if found else ""
-
-    def __str__(self) -> str:
-        return f"wfctl {' '.join(self.args)} -> exit {self.rc}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
-
-
-def no_traceback(run: Run) -> Run:
+def no_traceback(run: Result) -> Result:
     assert "Traceback" not in run.out + run.err and "WF899" not in run.out + run.err, str(run)
     return run
 
 
-def wfctl(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+def wfctl(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     """The real command in a subprocess: ``python -m wfctl --no-color ARGS``."""
     done = subprocess.run([sys.executable, "-m", "wfctl", "--no-color", *args], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-    return no_traceback(Run(list(args), done.returncode, done.stdout, done.stderr))
+    return no_traceback(Result(list(args), done.returncode, done.stdout, done.stderr))
 
 
-def wfctl_inproc(*args: str) -> Run:
+def wfctl_inproc(*args: str) -> Result:
     """The same command in-process (click's runner): fast, and monkeypatches apply."""
     from click.testing import CliRunner
 
     from wfctl.cli import cli
 
     result = CliRunner().invoke(cli, ["--no-color", *args], catch_exceptions=False)
-    return no_traceback(Run(list(args), result.exit_code, result.stdout, result.stderr))
-
-
-def assert_error(run: Run, code: str, rc: int) -> str:
-    """``error[WFnnn]: message`` and a non-empty ``hint:`` line on stderr, the right exit code."""
-    assert run.rc == rc and run.codes == [code], str(run)
-    lines = run.err.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith(f"error[{code}]: "))
-    assert at + 1 < len(lines) and lines[at + 1].startswith("hint: ") and lines[at + 1][6:].strip(), str(run)
-    return run.message
+    return no_traceback(Result(list(args), result.exit_code, result.stdout, result.stderr))
 
 
 def verify(root: Path, store: Store, *, allow_lag: bool = False) -> list[doctor.Check]:
@@ -356,7 +319,7 @@ class Racers:
         self.batch = 0
 
     def run(self, jobs: list[tuple[Path, list[str]]], envs: list[dict[str, str]] | None = None,
-            check: bool = True) -> list[Run]:
+            check: bool = True) -> list[Result]:
         """Start ``wfctl ARGS`` in each ``cwd`` of ``jobs`` (with ``envs`` added to their environment),
         release them at once, collect the results (``check``: no traceback in them)."""
         self.batch += 1
@@ -387,7 +350,7 @@ class Racers:
             codes = json.loads(self.zygote.stdout.readline())
         finally:
             os.close(fd)
-        runs = [Run(args, codes[str(i)], (work / f"{i}.out").read_text(), (work / f"{i}.err").read_text())
+        runs = [Result(args, codes[str(i)], (work / f"{i}.out").read_text(), (work / f"{i}.err").read_text())
                 for i, (_cwd, args) in enumerate(jobs)]
         if check:
             runs = [no_traceback(run) for run in runs]
@@ -436,7 +399,7 @@ def race_world(backend: Backend, tmp_path: Path, n: int) -> RaceWorld:
     """A repo published as version 1 to ``backend``, and ``n`` copies of it (the first is the repo)."""
     main = make_repo(tmp_path / "clone0")
     run = wfctl(main, *backend.flags(), "publish", "-o", "json")
-    assert run.rc == 0 and run.data["version"] == 1, str(run)
+    assert run.rc == 0 and run.json["version"] == 1, str(run)
     clones = [main]
     for i in range(1, n):
         shutil.copytree(main, tmp_path / f"clone{i}", ignore=shutil.ignore_patterns(".wfctl"))
@@ -477,7 +440,7 @@ def publish_round(race: Racers, world: RaceWorld, store: Store, rnd: int, losses
             lost["the expected-version check" if "as expected" in message
                  else "the pointer" if "current.json" in message else "creating the version"] += 1
         else:
-            assert r.data["published"] is True and r.data["version"] == live + 1, str(r)
+            assert r.json["published"] is True and r.json["version"] == live + 1, str(r)
     losses.update(lost)
     # Losing at the pointer means two processes both created version N+1: impossible on an atomic
     # store (asserted there); on moto it happens, and the manifest the pointer names may then have
@@ -619,18 +582,18 @@ def test_mixed_races_lose_no_update(backend_name: str, request: pytest.FixtureRe
                 if r.rc == 3:
                     assert_error(r, "WF803", 3)
                     continue
-                if kind in ("publish", "rollback", "register", "unregister") and r.data["published"]:
+                if kind in ("publish", "rollback", "register", "unregister") and r.json["published"]:
                     wins = code_wins if kind in ("publish", "rollback") else manual_wins
-                    assert r.data["version"] not in wins, f"two commands claim version {r.data['version']}:\n{everything}"
-                    wins[r.data["version"]] = (kind, subject)
+                    assert r.json["version"] not in wins, f"two commands claim version {r.json['version']}:\n{everything}"
+                    wins[r.json["version"]] = (kind, subject)
                 elif kind in ("pause", "unpause"):
-                    assert r.data["status"] == ("paused" if kind == "pause" else "active"), str(r)
+                    assert r.json["status"] == ("paused" if kind == "pause" else "active"), str(r)
                     state_wins += 1
                     paused.add(subject) if kind == "pause" else paused.discard(subject)
                     if kind == "unpause":
                         unpaused_pool.append(subject)
                 else:
-                    assert kind == "rollback" and r.data["published"] is False, str(r)  # already at version 1's content
+                    assert kind == "rollback" and r.json["published"] is False, str(r)  # already at version 1's content
             if to_pause not in paused:
                 unpaused_pool.insert(0, to_pause)
             assert code_wins and manual_wins and state_wins, f"a source saw no winner:\n{everything}"
@@ -1751,14 +1714,14 @@ def test_fuzz_cli_plan_and_register_exit_codes(fuzz_world: FuzzWorld, tmp_path_f
             finally:
                 fuzz_world.restore()
             assert run.rc in (0, 1), str(run)
-            assert "error" in run.data if run.rc else "changes" in run.data, str(run)
+            assert "error" in run.json if run.rc else "changes" in run.json, str(run)
         failed = problems.failed
         ops = folder / f"ops-{next(counter)}.yaml"
         ops.write_text(dump_documents([mutate_tree(parse_documents(adhoc_text("cli-fuzz"))[0], tree_mutations)]))
         with problems.check(("register", ops.read_text())):
             run = wfctl_inproc(*flags, "register", str(ops), "-o", "json")
             assert run.rc in (0, 1) or (run.rc == 2 and run.codes == ["WF813"]), str(run)
-            assert run.rc == 0 or run.data["error"]["code"] in REGISTER_ERRORS, str(run)
+            assert run.rc == 0 or run.json["error"]["code"] in REGISTER_ERRORS, str(run)
         figures.add("Fuzzing", "CLI: plan and register of mutated documents (exit 0/1)", 2, unit="documents", cases=2,
                     failed=int(failed) + int(problems.failed))
 
@@ -1892,7 +1855,7 @@ def test_register_of_documents_with_invalid_names(name_world: tuple[Path, list[R
         writes = [c for store in opened for c in store.calls if c[0] not in ("get", "exists", "list")]
         touched = [f for f in files if distinctive(name) and name in f and not f.endswith(path.name)]
         errors = len(wrong)
-        if run.rc != 1 or run.data.get("error", {}).get("code") != "WF812":
+        if run.rc != 1 or run.json.get("error", {}).get("code") != "WF812":
             wrong.append(f"register {label} ({name!r}): exit {run.rc} {run.out[:300]}")
         if writes or touched or any(distinctive(name) and name in key for key in asked):
             wrong.append(f"register {label} ({name!r}): writes {writes}, files {touched[:4]}")
@@ -1998,7 +1961,7 @@ def assert_limit(tmp_path: Path, figures: Tally, label: str, rule: str, ok: dict
     for d in found:
         assert all(w in d.message for w in words) and len(d.hint) > 20, (d.message, d.hint)
     run = wfctl_inproc("--repo", str(root), "validate", "-o", "json")
-    assert run.rc == 1 and rule in {d["rule"] for d in run.data["diagnostics"]}, str(run)
+    assert run.rc == 1 and rule in {d["rule"] for d in run.json["diagnostics"]}, str(run)
     figures.add("Limits", label, 2, unit="cases", rule=rule, message=found[0].message)
 
 
@@ -2078,8 +2041,8 @@ def test_limit_total_repo_size(tmp_path: Path, figures: Tally, monkeypatch: pyte
     [d] = rules_in(validate_report(root))["WF110"]
     assert f"{total - 1:,}" in d.message and "paths" in d.hint, (d.message, d.hint)
     run = wfctl_inproc("--repo", str(root), "validate", "-o", "json")
-    assert run.rc == 1 and [x["rule"] for x in run.data["diagnostics"]] == ["WF110"], str(run)
-    assert run.data["diagnostics"][0]["hint"], str(run)
+    assert run.rc == 1 and [x["rule"] for x in run.json["diagnostics"]] == ["WF110"], str(run)
+    assert run.json["diagnostics"][0]["hint"], str(run)
     store = tmp_path / "store"
     for command in (["plan"], ["publish"]):
         run = wfctl_inproc("--repo", str(root), "--store", str(store), *command)
