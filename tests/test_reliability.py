@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from gitops_helpers import Result, assert_error, set_cron, set_description
 from servers import S3Server, closed_port, fake_aws_env, moto_server, seaweedfs  # noqa: F401
+from text_mutations import mutate
 
 from wfctl import config as config_mod
 from wfctl import deploy, doctor, manual, views
@@ -1354,33 +1355,6 @@ def _text_mutations() -> Any:
     ), min_size=1, max_size=4)
 
 
-def mutate_text(text: str, mutations: list[tuple[Any, ...]]) -> str:
-    for op, *args in mutations:
-        if op == "truncate":
-            text = text[: args[0] % (len(text) + 1)]
-            continue
-        lines = text.split("\n")
-        i = args[0] % len(lines)
-        if op == "delete":
-            del lines[i]
-        elif op == "duplicate":
-            lines.insert(i, lines[i])
-        elif op == "swap":
-            j = args[1] % len(lines)
-            lines[i], lines[j] = lines[j], lines[i]
-        elif op == "token":  # the value after `key: ` or `- `, else the whole line's end
-            cut = lines[i].find(": ") + 2 if ": " in lines[i] else len(lines[i]) - len(lines[i].lstrip(" -"))
-            lines[i] = lines[i][:cut] + args[1]
-        elif op == "insert":
-            at = args[1] % (len(lines[i]) + 1)
-            lines[i] = lines[i][:at] + args[2] + lines[i][at:]
-        elif op == "indent":
-            body = lines[i].lstrip(" ")
-            lines[i] = " " * max(0, len(lines[i]) - len(body) + args[1]) + body
-        text = "\n".join(lines)
-    return text
-
-
 def _tree_mutations() -> Any:
     from hypothesis import strategies as st
 
@@ -1584,7 +1558,7 @@ def test_fuzz_plan_on_mutated_text(fuzz_world: FuzzWorld, figures: Tally) -> Non
             try:
                 for rel, mutations in edits:
                     path = fuzz_world.root / rel
-                    path.write_text(mutate_text(path.read_text(), mutations))
+                    path.write_text(mutate(path.read_text(), mutations))
                 planned = plan_or_refuse(fuzz_world)
             finally:
                 fuzz_world.restore()
@@ -1709,7 +1683,7 @@ def test_fuzz_cli_plan_and_register_exit_codes(fuzz_world: FuzzWorld, tmp_path_f
         path = fuzz_world.root / rel
         with problems.check(("plan", rel, text_mutations)):
             try:
-                path.write_text(mutate_text(path.read_text(), text_mutations))
+                path.write_text(mutate(path.read_text(), text_mutations))
                 run = wfctl_inproc(*flags, "plan", "-o", "json")
             finally:
                 fuzz_world.restore()
